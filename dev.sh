@@ -1,0 +1,41 @@
+#!/usr/bin/env bash
+# One entry point for a fresh clone: `bash dev.sh demo` or `bash dev.sh test`.
+# Needs only python3 (3.11+). Creates .venv, installs torch==2.13.0 first (an unpinned torch pulls
+# several GB of CUDA wheels), then this package.
+set -euo pipefail
+cd "$(dirname "$0")"
+PY=${PYTHON:-python3}
+VENV=.venv
+
+setup() {  # $1: pip extra ("" or "test")
+  if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv "$VENV"
+  fi
+  local stamp="$VENV/.installed-${1:-runtime}"
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+    "$VENV/bin/python" -m pip install -q --upgrade pip
+    "$VENV/bin/python" -m pip install -q torch==2.13.0
+    if [ -n "${1:-}" ]; then
+      "$VENV/bin/python" -m pip install -q -e ".[$1]"
+    else
+      "$VENV/bin/python" -m pip install -q -e .
+    fi
+    touch "$stamp"
+  fi
+}
+
+case "${1:-}" in
+  demo)
+    setup ""
+    echo "I love using <mask> for NLP tasks!" | "$VENV/bin/roberta" run --task fill-mask --device cpu
+    ;;
+  test)
+    setup test
+    shift
+    "$VENV/bin/python" -m pytest -q -n 2 "$@"
+    ;;
+  *)
+    echo "usage: bash dev.sh demo|test [pytest args]" >&2
+    exit 2
+    ;;
+esac

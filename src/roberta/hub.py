@@ -1,0 +1,83 @@
+"""Resolve a local folder or a Hugging Face hub id to a file on disk.
+
+The one place that talks to huggingface_hub. Config, tokenizers and model loading all call
+`resolve_file`, so offline mode (HF_HUB_OFFLINE=1 or local_files_only=True), cache_dir, revision and
+token behave the same everywhere.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+
+class ResolveError(OSError):
+    """A path or hub id could not give the file asked for."""
+
+
+def is_local(path_or_id: str | os.PathLike) -> bool:
+    return os.path.isdir(os.fspath(path_or_id))
+
+
+def resolve_file(
+    path_or_id: str | os.PathLike,
+    filename: str,
+    *,
+    cache_dir: str | os.PathLike | None = None,
+    revision: str | None = None,
+    local_files_only: bool = False,
+    token: str | bool | None = None,
+    required: bool = True,
+) -> str | None:
+    """Return the local path of `filename` inside a folder or hub repo, or None if absent and not required."""
+    path_or_id = os.fspath(path_or_id)
+    if is_local(path_or_id):
+        candidate = os.path.join(path_or_id, filename)
+        if os.path.isfile(candidate):
+            return candidate
+        if required:
+            present = sorted(os.listdir(path_or_id))
+            raise ResolveError(f"{filename} not found in folder {path_or_id!r} (it holds: {', '.join(present) or 'nothing'})")
+        return None
+    if os.path.exists(path_or_id):
+        raise ResolveError(f"{path_or_id!r} is a file, not a model folder or hub id")
+    if path_or_id.count("/") > 1 or path_or_id.startswith((".", "/", "~")) or not path_or_id.strip():
+        raise ResolveError(f"{path_or_id!r} is neither an existing folder nor a valid hub id (like 'FacebookAI/roberta-base')")
+
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
+
+    offline = local_files_only or os.environ.get("HF_HUB_OFFLINE", "0").upper() in {"1", "ON", "YES", "TRUE"}
+    try:
+        return hf_hub_download(
+            repo_id=path_or_id,
+            filename=filename,
+            cache_dir=os.fspath(cache_dir) if cache_dir is not None else None,
+            revision=revision,
+            local_files_only=offline,
+            token=token,
+        )
+    except EntryNotFoundError:
+        if required:
+            raise ResolveError(f"{filename} not found in hub repo {path_or_id!r} (revision {revision or 'main'})") from None
+        return None
+    except LocalEntryNotFoundError:
+        if not required and _repo_cached(path_or_id, cache_dir, revision):
+            return None
+        where = "offline mode is on (HF_HUB_OFFLINE / local_files_only)" if offline else "the hub could not be reached"
+        if required:
+            raise ResolveError(
+                f"{filename} of {path_or_id!r} is not in the local hub cache and {where}. "
+                f"Pass a local folder, or download it first."
+            ) from None
+        return None
+    except RepositoryNotFoundError:
+        raise ResolveError(f"{path_or_id!r} is not a local folder and no hub repo of that name was found") from None
+
+
+def _repo_cached(repo_id: str, cache_dir, revision) -> bool:
+    """True when a snapshot of repo_id is in the cache, so a missing optional file is really absent."""
+    from huggingface_hub import constants
+
+    root = Path(cache_dir) if cache_dir is not None else Path(constants.HF_HUB_CACHE)
+    repo = root / ("models--" + repo_id.replace("/", "--"))
+    return (repo / "snapshots").is_dir()
