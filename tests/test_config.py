@@ -1,0 +1,185 @@
+"""RobertaConfig: parity with transformers' RobertaConfig (to_dict, diff dict, files both ways) and validation."""
+import json
+
+import pytest
+import torch
+import transformers
+
+from roberta.config import ACTIVATIONS, PretrainedConfig, RobertaConfig
+
+# roberta-base's config.json as published (transformers 4.x era), the settings users actually load.
+ROBERTA_BASE_JSON = {
+    "architectures": ["RobertaForMaskedLM"], "attention_probs_dropout_prob": 0.1, "bos_token_id": 0,
+    "eos_token_id": 2, "hidden_act": "gelu", "hidden_dropout_prob": 0.1, "hidden_size": 768,
+    "initializer_range": 0.02, "intermediate_size": 3072, "layer_norm_eps": 1e-05, "max_position_embeddings": 514,
+    "model_type": "roberta", "num_attention_heads": 12, "num_hidden_layers": 12, "pad_token_id": 1,
+    "type_vocab_size": 1, "vocab_size": 50265, "torch_dtype": "float32", "transformers_version": "4.20.0",
+}
+
+CASES = [
+    {},
+    {"num_labels": 5, "dtype": "float16", "custom_key": [1, 2]},
+    {"id2label": {"0": "NEG", "1": "POS"}, "label2id": {"NEG": 0, "POS": 1}, "problem_type": "regression"},
+    {"is_decoder": True, "add_cross_attention": True, "attn_implementation": "eager", "output_hidden_states": True},
+    {k: v for k, v in ROBERTA_BASE_JSON.items() if k != "model_type"},
+    {"vocab_size": 99, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37,
+     "hidden_act": "gelu_new", "classifier_dropout": 0.3, "torchscript": True, "tie_word_embeddings": False},
+]
+
+
+def _theirs_to_dict(cfg, diff=False):
+    d = cfg.to_diff_dict() if diff else cfg.to_dict()
+    d.pop("transformers_version", None)
+    return d
+
+
+@pytest.mark.parametrize("kwargs", CASES)
+def test_to_dict_and_diff_dict_match_transformers(kwargs):
+    ours, theirs = RobertaConfig(**kwargs), transformers.RobertaConfig(**kwargs)
+    assert ours.to_dict() == _theirs_to_dict(theirs)
+    assert ours.to_diff_dict() == _theirs_to_dict(theirs, diff=True)
+    assert ours.use_return_dict == theirs.use_return_dict
+    assert ours.num_labels == theirs.num_labels
+
+
+@pytest.mark.parametrize("kwargs", CASES)
+def test_file_round_trip_both_ways(tmp_path, kwargs):
+    ours = RobertaConfig(**kwargs)
+    ours.save_pretrained(tmp_path / "ours")
+    theirs = transformers.RobertaConfig.from_pretrained(tmp_path / "ours")
+    assert _theirs_to_dict(theirs) == {**ours.to_dict(), "_name_or_path": theirs._name_or_path}
+
+    transformers.RobertaConfig(**kwargs).save_pretrained(tmp_path / "theirs")
+    back = RobertaConfig.from_pretrained(tmp_path / "theirs")
+    assert back.to_diff_dict() == ours.to_diff_dict()
+    assert back._name_or_path == str(tmp_path / "theirs")
+    assert [p.name for p in (tmp_path / "ours").iterdir()] == ["config.json"]  # no temp file left behind
+
+
+def test_class_defaults_are_berts_not_roberta_base():
+    c = RobertaConfig()
+    assert (c.max_position_embeddings, c.type_vocab_size, c.layer_norm_eps) == (512, 2, 1e-12)
+    assert (c.pad_token_id, c.bos_token_id, c.eos_token_id, c.vocab_size) == (1, 0, 2, 50265)
+    assert c._attn_implementation is None and c.dtype is None and c.id2label == {0: "LABEL_0", 1: "LABEL_1"}
+
+
+def test_roberta_base_json_with_legacy_torch_dtype(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps(ROBERTA_BASE_JSON))
+    c = RobertaConfig.from_pretrained(tmp_path)
+    assert c.dtype is torch.float32 and c.torch_dtype is torch.float32
+    assert (c.max_position_embeddings, c.type_vocab_size, c.layer_norm_eps) == (514, 1, 1e-5)
+    assert c.architectures == ["RobertaForMaskedLM"]
+    assert "transformers_version" not in c.to_dict() and "torch_dtype" not in c.to_dict()
+    assert c.to_diff_dict()["dtype"] == "float32"
+
+
+def test_labels_property_and_setter():
+    c = RobertaConfig(num_labels=3)
+    assert c.id2label == {0: "LABEL_0", 1: "LABEL_1", 2: "LABEL_2"} and c.label2id["LABEL_2"] == 2
+    c.num_labels = 4
+    assert c.num_labels == 4 and c.label2id == {"LABEL_0": 0, "LABEL_1": 1, "LABEL_2": 2, "LABEL_3": 3}
+    c = RobertaConfig.from_dict({"id2label": {"0": "neg", "1": "pos"}})
+    assert c.id2label == {0: "neg", 1: "pos"} and c.label2id == {"neg": 0, "pos": 1}
+    with pytest.raises(ValueError, match="id2label must be a dict"):
+        RobertaConfig(id2label=["a", "b"])
+
+
+def test_overrides_and_unused_kwargs(tmp_path):
+    RobertaConfig(hidden_size=32, num_attention_heads=4).save_pretrained(tmp_path)
+    c, unused = RobertaConfig.from_pretrained(
+        tmp_path, num_labels=3, is_decoder=True, problem_type="multi_label_classification",
+        attn_implementation="eager", not_a_field=7, return_unused_kwargs=True,
+    )
+    assert (c.num_labels, c.is_decoder, c.problem_type, c._attn_implementation) == (3, True, "multi_label_classification", "eager")
+    assert unused == {"not_a_field": 7}
+    with pytest.raises(ValueError, match="num_labels=3 does not match id2label"):
+        RobertaConfig.from_pretrained(tmp_path, num_labels=3, id2label={0: "a", 1: "b"})
+    c = RobertaConfig.from_pretrained(tmp_path, id2label={"0": "a", "1": "b", "2": "c"})
+    assert c.num_labels == 3 and c.label2id == {"a": 0, "b": 1, "c": 2}
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"hidden_size": 30, "num_attention_heads": 4}, r"hidden size \(30\) is not a multiple of the number of attention heads \(4\)"),
+    ({"hidden_size": 0}, "hidden_size must be a positive integer"),
+    ({"vocab_size": -5}, "vocab_size must be a positive integer"),
+    ({"num_hidden_layers": -1}, "num_hidden_layers must be a non-negative"),
+    ({"hidden_act": "gelu_nonexistent"}, "hidden_act 'gelu_nonexistent' is not supported"),
+    ({"problem_type": "ranking"}, "problem_type 'ranking' is not one of"),
+    ({"position_embedding_type": "rotary"}, "position_embedding_type 'rotary'"),
+    ({"hidden_dropout_prob": 1.5}, r"hidden_dropout_prob must be in \[0, 1\]"),
+    ({"dtype": "float17"}, "dtype 'float17' is not a torch dtype"),
+])
+def test_validation_errors(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        RobertaConfig(**kwargs)
+
+
+def test_overrides_are_validated(tmp_path):
+    RobertaConfig().save_pretrained(tmp_path)
+    with pytest.raises(ValueError, match="not a multiple"):
+        RobertaConfig.from_pretrained(tmp_path, hidden_size=100)
+
+
+def test_all_listed_activations_exist_in_transformers():
+    from transformers.activations import ACT2CLS
+
+    assert set(ACTIVATIONS) <= set(ACT2CLS)
+
+
+def test_not_json_names_the_file(tmp_path):
+    (tmp_path / "config.json").write_text("{'hidden_size': 768,}")
+    with pytest.raises(ValueError, match=r"config\.json is not a valid JSON file: Expecting property name"):
+        RobertaConfig.from_pretrained(tmp_path)
+
+
+def test_wrong_model_type_is_named(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "bert", "hidden_size": 768}))
+    with pytest.raises(ValueError, match="model_type 'bert'.*RobertaConfig expects 'roberta'"):
+        RobertaConfig.from_pretrained(tmp_path)
+    assert PretrainedConfig.from_pretrained(tmp_path).hidden_size == 768  # the generic base does not check
+
+
+def test_missing_folder_and_missing_file(tmp_path):
+    with pytest.raises(OSError, match="config.json not found in folder"):
+        RobertaConfig.from_pretrained(tmp_path)
+    with pytest.raises(OSError, match="neither an existing folder nor a valid hub id"):
+        RobertaConfig.from_pretrained(str(tmp_path / "no" / "such" / "dir"))
+
+
+def test_unknown_keys_round_trip(tmp_path):
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "roberta", "my_flag": {"a": 1}, "hidden_size": 64,
+                                                      "num_attention_heads": 4}))
+    c = RobertaConfig.from_pretrained(tmp_path)
+    assert c.my_flag == {"a": 1}
+    c.save_pretrained(tmp_path / "out")
+    assert json.loads((tmp_path / "out" / "config.json").read_text())["my_flag"] == {"a": 1}
+
+
+def test_output_attentions_needs_eager():
+    c = RobertaConfig()
+    c.output_attentions = True  # no backend chosen yet: switches to eager, as transformers does
+    assert c._attn_implementation == "eager"
+    c = RobertaConfig(attn_implementation="sdpa")
+    with pytest.raises(ValueError, match="output_attentions=True needs attn_implementation='eager'"):
+        c.output_attentions = True
+
+
+def test_dtype_forms_eq_repr_update_json_string():
+    assert RobertaConfig(dtype=torch.bfloat16).dtype is torch.bfloat16
+    assert RobertaConfig(torch_dtype="float16").dtype is torch.float16
+    assert RobertaConfig(dtype="bfloat16").to_dict()["dtype"] == "bfloat16"
+    a, b = RobertaConfig(hidden_size=64, num_attention_heads=4), RobertaConfig(hidden_size=64, num_attention_heads=4)
+    assert a == b
+    b.update({"vocab_size": 10})
+    assert a != b and b.vocab_size == 10
+    assert repr(a).startswith("RobertaConfig {") and '"hidden_size": 64' in repr(a)
+    assert a.to_json_string(use_diff=False) == json.dumps(a.to_dict(), indent=2, sort_keys=True) + "\n"
+    assert transformers.RobertaConfig(hidden_size=64, num_attention_heads=4).to_json_string().replace(
+        '  "transformers_version": "4.57.6",\n', "") == a.to_json_string()
+
+
+def test_from_json_file(tmp_path):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(ROBERTA_BASE_JSON))
+    assert RobertaConfig.from_json_file(path).max_position_embeddings == 514
+    assert RobertaConfig.from_pretrained(path).max_position_embeddings == 514  # a direct .json path works too
