@@ -1,0 +1,558 @@
+"""Loading and saving model weights: the one module that touches checkpoint files.
+
+Flow of `load_model`: config (file + overrides) -> weight files (folder or hub cache, via roberta.hub) ->
+state dict read once, already in the target dtype -> key renames (one declarative table) -> model built
+on the meta device -> `load_state_dict(assign=True)` (the checkpoint tensors become the parameters, so a
+load costs one copy of the weights, not two) -> missing weights materialised and initialised -> tied
+weights re-tied -> non-persistent buffers rebuilt -> eval().
+
+`save_model` writes config.json + model.safetensors (or shards + index, or pytorch_model.bin) into a temp
+folder and moves each file into place with os.replace, so a crash mid-save leaves the old checkpoint intact.
+"""
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import os
+import pickle
+import re
+import shutil
+import tempfile
+import warnings
+import zipfile
+from collections import defaultdict
+
+import torch
+from torch import nn
+
+from roberta.config import CONFIG_NAME, PretrainedConfig, RobertaConfig, read_json_file
+from roberta.hub import is_local, resolve_file
+
+logger = logging.getLogger(__name__)
+
+SAFE_WEIGHTS_NAME = "model.safetensors"
+SAFE_INDEX_NAME = "model.safetensors.index.json"
+TORCH_WEIGHTS_NAME = "pytorch_model.bin"
+TORCH_INDEX_NAME = "pytorch_model.bin.index.json"
+WEIGHT_FILES = (SAFE_WEIGHTS_NAME, SAFE_INDEX_NAME, TORCH_WEIGHTS_NAME, TORCH_INDEX_NAME)  # order of preference
+_WEIGHT_FILE_RE = re.compile(r"^(model(-\d{5}-of-\d{5})?\.safetensors|pytorch_model(-\d{5}-of-\d{5})?\.bin)(\.index\.json)?$")
+
+# Legacy checkpoint key -> current key: (regex, replacement), applied in order to every key. The only
+# renames we do; the prefix rule (adding or stripping "roberta.") is appended per load by `_prefix_rules`.
+LEGACY_RENAMES = (
+    (r"\.gamma$", ".weight"),  # TF-era LayerNorm.gamma
+    (r"\.beta$", ".bias"),  # TF-era LayerNorm.beta
+)
+
+# from_pretrained keywords of transformers that have no effect here (everything is low-memory already).
+_IGNORED_KWARGS = ("force_download", "resume_download", "proxies", "trust_remote_code", "low_cpu_mem_usage",
+                   "_from_auto", "_from_pipeline", "_fast_init", "offload_state_dict", "subfolder")
+
+_ST_DTYPES = {
+    "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
+    "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
+    "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
+}
+
+
+class CheckpointError(OSError):
+    """A weight file is missing, truncated, corrupt or unsafe."""
+
+
+# ---- key renaming ---------------------------------------------------------------------------------------
+def rename_keys(keys, rules) -> dict[str, str]:
+    """{old: new} for `keys` after applying each (regex, replacement) rule in order."""
+    compiled = [(re.compile(pattern), repl) for pattern, repl in rules]
+    out = {}
+    for key in keys:
+        new = key
+        for pattern, repl in compiled:
+            new = pattern.sub(repl, new)
+        out[key] = new
+    return out
+
+
+def _prefix_rules(prefix: str, model_keys, ckpt_keys) -> list[tuple[str, str]]:
+    """A base checkpoint loaded into a head class gains `roberta.`; a head checkpoint into the base loses it."""
+    if not prefix:
+        return []
+    model_has = any(k.startswith(prefix + ".") for k in model_keys)
+    ckpt_has = any(k.startswith(prefix + ".") for k in ckpt_keys)
+    if model_has and not ckpt_has:
+        return [(r"^", prefix + ".")]
+    if ckpt_has and not model_has:
+        return [(rf"^{re.escape(prefix)}\.", "")]
+    return []
+
+
+# ---- reading weight files -------------------------------------------------------------------------------
+def read_safetensors(path: str, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """Read a .safetensors file straight into fresh CPU tensors (floating ones cast to `dtype`).
+
+    Plain reads instead of a memory map: the file's pages are not kept resident next to the tensors, so
+    peak memory is one copy of the weights (plus one tensor while casting).
+    """
+    size = os.path.getsize(path)
+    with open(path, "rb", buffering=0) as f:
+        head = f.read(8)
+        header_len = int.from_bytes(head, "little") if len(head) == 8 else -1
+        if header_len < 0 or 8 + header_len > size:
+            raise CheckpointError(f"{path} is truncated or not a safetensors file (header does not fit in {size} bytes)")
+        try:
+            header = json.loads(f.read(header_len))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise CheckpointError(f"{path} is corrupt: its safetensors header is not valid JSON ({err})") from None
+        header.pop("__metadata__", None)
+        base = 8 + header_len
+        data_end = max((info["data_offsets"][1] for info in header.values()), default=0)
+        if base + data_end > size:
+            raise CheckpointError(
+                f"{path} is truncated: its header describes {base + data_end} bytes but the file has {size} "
+                f"(an interrupted download or copy?)"
+            )
+        out = {}
+        for name, info in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0]):  # sequential reads
+            begin, end = info["data_offsets"]
+            if info["dtype"] not in _ST_DTYPES:
+                raise CheckpointError(f"{path}: tensor {name} has unsupported dtype {info['dtype']}")
+            buf = torch.empty(end - begin, dtype=torch.uint8)
+            f.seek(base + begin)
+            _read_into(f, memoryview(buf.numpy()), path)
+            tensor = buf.view(_ST_DTYPES[info["dtype"]]).reshape(info["shape"])
+            if dtype is not None and tensor.is_floating_point() and tensor.dtype != dtype:
+                tensor = tensor.to(dtype)
+            out[name] = tensor
+    return out
+
+
+def _read_into(f, view: memoryview, path: str) -> None:
+    done = 0
+    while done < len(view):  # one read() returns at most ~2 GiB on Linux
+        n = f.readinto(view[done:])
+        if not n:
+            raise CheckpointError(f"{path} ended early while reading tensor data (truncated file)")
+        done += n
+
+
+def read_torch_bin(path: str, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """Read a pytorch_model.bin with torch.load(weights_only=True): a pickle carrying code is refused."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as err:
+        raise CheckpointError(
+            f"{path} holds Python objects other than tensors, so it was not unpickled (torch.load with "
+            f"weights_only=True refuses to run code from a checkpoint). Details: {str(err).splitlines()[0]}"
+        ) from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, ValueError) as err:
+        raise CheckpointError(f"{path} could not be read as a PyTorch checkpoint (truncated or corrupt?): {err}") from None
+    if not isinstance(state, dict) or not all(isinstance(v, torch.Tensor) for v in state.values()):
+        raise CheckpointError(f"{path} does not hold a state dict (a mapping of names to tensors)")
+    if dtype is not None:
+        state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
+    return state
+
+
+def _find_weights(path_or_id, hub: dict, use_safetensors: bool | None) -> list[str]:
+    """Local paths of the weight files to read, by preference; a clear error when there are none."""
+    for name in WEIGHT_FILES:
+        is_safe = name.startswith("model.safetensors")
+        if (use_safetensors is True and not is_safe) or (use_safetensors is False and is_safe):
+            continue
+        path = resolve_file(path_or_id, name, required=False, **hub)
+        if path is None:
+            continue
+        if not name.endswith(".index.json"):
+            return [path]
+        index = read_json_file(path)
+        if not isinstance(index.get("weight_map"), dict):
+            raise CheckpointError(f"{path} has no 'weight_map' object; it is not a sharded checkpoint index")
+        shards = sorted(set(index["weight_map"].values()))
+        return [resolve_file(path_or_id, shard, **hub) for shard in shards]
+    wanted = "model.safetensors" if use_safetensors else " / ".join(WEIGHT_FILES)
+    if is_local(path_or_id):
+        present = ", ".join(sorted(os.listdir(path_or_id))) or "nothing"
+        raise CheckpointError(f"no weights ({wanted}) in folder {os.fspath(path_or_id)!r}; it holds: {present}")
+    raise CheckpointError(f"no weights ({wanted}) found for {path_or_id!r} (revision {hub.get('revision') or 'main'})")
+
+
+def read_checkpoint(files: list[str], dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """Merge the state dicts of one or more weight files (shards)."""
+    if len(files) > 1:
+        from tqdm.auto import tqdm
+
+        files = tqdm(files, desc="Loading checkpoint shards", disable=None)
+    state = {}
+    for path in files:
+        reader = read_safetensors if path.endswith(".safetensors") else read_torch_bin
+        state.update(reader(path, dtype))
+    return state
+
+
+# ---- dtype and device placement ------------------------------------------------------------------------
+def _resolve_dtype(dtype, config) -> torch.dtype | None:
+    """The dtype to load in; None means "whatever the checkpoint holds" (dtype="auto" with no config dtype)."""
+    if dtype is None:
+        return torch.get_default_dtype()
+    if dtype == "auto":
+        return config.dtype if isinstance(config.dtype, torch.dtype) else None
+    if isinstance(dtype, str):
+        resolved = getattr(torch, dtype.split(".")[-1], None)
+        if not isinstance(resolved, torch.dtype):
+            raise ValueError(f"dtype={dtype!r} is not a torch dtype; use e.g. 'float32', 'float16', 'bfloat16' or 'auto'")
+        return resolved
+    if not isinstance(dtype, torch.dtype):
+        raise ValueError(f"dtype must be a torch.dtype, a dtype name or 'auto'; got {dtype!r}")
+    return dtype
+
+
+def _as_device(value) -> torch.device:
+    if value == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if isinstance(value, int) and not isinstance(value, bool):
+        value = f"cuda:{value}"
+    if value in ("disk", "meta"):
+        raise ValueError(f"device_map value {value!r}: offloading to disk/meta is not supported; use 'cpu' or a GPU")
+    try:
+        device = torch.device(value)
+    except (RuntimeError, TypeError):
+        raise ValueError(f"device_map value {value!r} is not a device (use 'cpu', 'cuda', 'cuda:0', an int, 'auto')") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"device_map asks for {value!r} but CUDA is not available on this machine")
+    return device
+
+
+def _placement(device_map) -> dict[str, torch.device]:
+    """device_map -> {module prefix: device}; "" is the whole model."""
+    if device_map is None:
+        return {"": torch.device("cpu")}
+    if isinstance(device_map, dict):
+        if not device_map:
+            raise ValueError("device_map is an empty dict; give {'': device} or {module_name: device, ...}")
+        return {k: _as_device(v) for k, v in device_map.items()}
+    return {"": _as_device(device_map)}
+
+
+def _device_for(key: str, placement: dict[str, torch.device]) -> torch.device:
+    best = None
+    for prefix in placement:
+        if prefix == "" or key == prefix or key.startswith(prefix + "."):
+            if best is None or len(prefix) > len(best):
+                best = prefix
+    if best is None:
+        raise ValueError(f"device_map does not place {key!r}; add its module (or '' for the rest) to the map")
+    return placement[best]
+
+
+def _move_inputs_hook(device):
+    def hook(module, args, kwargs):
+        move = lambda x: x.to(device) if isinstance(x, torch.Tensor) else x  # noqa: E731
+        return tuple(move(a) for a in args), {k: move(v) for k, v in kwargs.items()}
+    return hook
+
+
+# ---- loading --------------------------------------------------------------------------------------------
+def _prepare_config(cls, path_or_id, config, attn_implementation, hub, overrides):
+    config_class = getattr(cls, "config_class", None) or RobertaConfig
+    if config is None or isinstance(config, (str, os.PathLike)):
+        source = path_or_id if config is None else config
+        config, unused = config_class.from_pretrained(source, return_unused_kwargs=True, **hub, **overrides)
+    elif isinstance(config, PretrainedConfig):
+        config, unused = copy.deepcopy(config), {}
+        for key, value in overrides.items():
+            if hasattr(config, key):
+                setattr(config, key, value)
+            else:
+                unused[key] = value
+        config.validate()
+    else:
+        raise TypeError(f"config must be a PretrainedConfig, a path or a hub id; got {type(config).__name__}")
+    if attn_implementation is not None:
+        if attn_implementation not in ("eager", "sdpa"):
+            raise ValueError(f"attn_implementation={attn_implementation!r} is not supported; use 'sdpa' (default) or 'eager'")
+        config._attn_implementation = attn_implementation
+    return config, unused
+
+
+def _tied_groups(model: nn.Module) -> list[list[str]]:
+    """Names that are one shared Parameter in the freshly built model, canonical (non-alias) name first."""
+    by_id = defaultdict(list)
+    for name, param in model.named_parameters(remove_duplicate=False):
+        by_id[id(param)].append(name)
+    aliases = set(getattr(model, "_tied_weights_keys", None) or [])
+    return [sorted(names, key=lambda n: (n in aliases, names.index(n))) for names in by_id.values() if len(names) > 1]
+
+
+def _non_persistent_buffers(model: nn.Module) -> set[str]:
+    return {f"{mod_name}.{b}" if mod_name else b for mod_name, module in model.named_modules()
+            for b in getattr(module, "_non_persistent_buffers_set", ())}
+
+
+@torch.no_grad()
+def _materialize(model: nn.Module, keys, placement, dtype) -> None:
+    """Give meta tensors `keys` real (zeroed) storage, then run the model's init on their modules.
+
+    Loaded tensors of the same module are put back after init, so a module half-present in the checkpoint
+    keeps its loaded half.
+    """
+    by_module = defaultdict(list)
+    for key in keys:
+        mod_name, _, name = key.rpartition(".")
+        by_module[mod_name].append(name)
+    for mod_name, names in by_module.items():
+        module = model.get_submodule(mod_name)
+        device = _device_for(f"{mod_name}.{names[0]}" if mod_name else names[0], placement)
+        own = dict(module.named_parameters(recurse=False)) | dict(module.named_buffers(recurse=False))
+        loaded = {n: t.detach().clone() for n, t in own.items() if n not in names and not t.is_meta}
+        for name in names:
+            old = own[name]
+            new = torch.zeros(old.shape, device=device, dtype=dtype if old.is_floating_point() else old.dtype)
+            if name in module._parameters:
+                module._parameters[name] = nn.Parameter(new, requires_grad=old.requires_grad)
+            else:
+                module._buffers[name] = new
+        init = getattr(model, "_init_weights", None)
+        if init is not None:
+            init(module)
+        elif hasattr(module, "reset_parameters"):
+            module.reset_parameters()
+        for name, value in loaded.items():
+            getattr(module, name).copy_(value)
+
+
+def _retie(model: nn.Module, groups: list[list[str]]) -> None:
+    """Point every alias back at its canonical tensor (assign=True replaced the canonical one)."""
+    for names in groups:
+        canonical = model.get_parameter(names[0])
+        for alias in names[1:]:
+            mod_name, _, attr = alias.rpartition(".")
+            setattr(model.get_submodule(mod_name), attr, canonical)
+
+
+def _summarize(kind: str, keys: list[str], level: int, message: str) -> None:
+    if not keys:
+        return
+    groups = defaultdict(int)
+    for key in keys:
+        groups[key.rsplit(".", 1)[0]] += 1
+    summary = ", ".join(f"{g} ({n})" if n > 1 else g for g, n in sorted(groups.items()))
+    logger.log(level, "%s: %s. %s", kind, summary, message)
+    logger.debug("%s, per key: %s", kind, ", ".join(keys))
+
+
+def load_model(cls, pretrained_model_name_or_path, *model_args, config=None, dtype=None, device_map=None,
+               attn_implementation=None, revision=None, cache_dir=None, local_files_only=False, token=None,
+               ignore_mismatched_sizes=False, output_loading_info=False, torch_dtype=None, use_safetensors=None,
+               **kwargs):
+    """Build `cls` from a folder or hub id: `cls.from_pretrained(...)` with transformers' keywords.
+
+    dtype: None (float32), a torch dtype or its name, or "auto" (config.dtype, else the checkpoint's).
+    device_map: None (cpu), "auto" (cuda if available), "cpu", "cuda:0", an int, {"": device} or
+    {module_prefix: device} (inputs are moved between devices by forward pre-hooks).
+    Other keywords that name config attributes (num_labels=3, id2label=..., is_decoder=True) override the
+    config. Returns the model in eval mode, or (model, info) with output_loading_info=True, where info has
+    missing_keys, unexpected_keys, mismatched_keys and error_msgs.
+    """
+    path = pretrained_model_name_or_path
+    if torch_dtype is not None:
+        warnings.warn("torch_dtype is deprecated; use dtype", FutureWarning, stacklevel=3)
+        dtype = torch_dtype if dtype is None else dtype
+    for name in _IGNORED_KWARGS:
+        kwargs.pop(name, None)
+    if kwargs.pop("state_dict", None) is not None:
+        raise NotImplementedError("from_pretrained(state_dict=...) is not supported; use model.load_state_dict")
+    hub = {"cache_dir": cache_dir, "revision": revision, "local_files_only": local_files_only, "token": token}
+    config, unused = _prepare_config(cls, path, config, attn_implementation, hub, kwargs)
+    if model_args or unused:
+        raise TypeError(f"{cls.__name__}.from_pretrained got arguments that are neither loading options nor config "
+                        f"attributes: {list(model_args) + sorted(unused)}")
+    placement = _placement(device_map)
+    target_dtype = _resolve_dtype(dtype, config)
+    state = read_checkpoint(_find_weights(path, hub, use_safetensors), target_dtype)
+    if target_dtype is None:  # "auto" without a dtype in config.json: the first floating tensor decides
+        target_dtype = next((t.dtype for t in state.values() if t.is_floating_point()), torch.get_default_dtype())
+
+    with torch.device("meta"):
+        model = cls(config)
+    model.to(dtype=target_dtype)  # free on meta; sets the dtype of the params we will materialise
+    expected = model.state_dict(keep_vars=True)
+    groups = _tied_groups(model)
+    aliases = {alias for names in groups for alias in names[1:]}
+
+    renames = rename_keys(state, LEGACY_RENAMES + tuple(_prefix_rules(getattr(model, "base_model_prefix", ""), expected, state)))
+    legacy = [old for old, new in renames.items() if old != new and new.rsplit(".", 1)[-1] != old.rsplit(".", 1)[-1]]
+    if legacy:
+        logger.info("Renamed %d legacy checkpoint keys (e.g. %s -> %s)", len(legacy), legacy[0], renames[legacy[0]])
+    state = {renames[k]: v for k, v in state.items()}
+    for names in groups:  # a tied tensor may be stored under any of its names; keep it under the canonical one
+        present = [n for n in names if n in state]
+        if present:
+            value = state[names[0]] if names[0] in state else state[present[0]]
+            for n in present:
+                del state[n]
+            state[names[0]] = value
+
+    ignorable = _non_persistent_buffers(model) | aliases
+    unexpected = [k for k in state if k not in expected and k not in ignorable]
+    mismatched, error_msgs = [], []
+    for key in list(state):
+        if key not in expected or key in aliases:
+            del state[key]
+            continue
+        want = expected[key]
+        if state[key].shape != want.shape:
+            msg = (f"size mismatch for {key}: the checkpoint has shape {tuple(state[key].shape)}, "
+                   f"the model expects {tuple(want.shape)}")
+            if not ignore_mismatched_sizes:
+                raise RuntimeError(f"Error loading {cls.__name__} from {path}: {msg}. Pass ignore_mismatched_sizes=True "
+                                   f"to re-initialise mismatched weights instead (e.g. a classifier with a new num_labels).")
+            mismatched.append((key, tuple(state[key].shape), tuple(want.shape)))
+            del state[key]
+            continue
+        state[key] = state[key].to(device=_device_for(key, placement),
+                                   dtype=target_dtype if want.is_floating_point() else want.dtype)
+    missing = [k for k in expected if k not in state and k not in ignorable]
+
+    model.load_state_dict(state, strict=False, assign=True)
+    del state
+    _materialize(model, missing + [m[0] for m in mismatched], placement, target_dtype)
+    _retie(model, groups)
+    if hasattr(model, "tie_weights"):
+        model.tie_weights()
+    if hasattr(model, "_init_buffers"):
+        model._init_buffers(placement.get("", next(iter(placement.values()))))
+    for prefix, device in placement.items():  # buffers of per-module placements follow their module
+        if prefix:
+            model.get_submodule(prefix).to(device)
+    still_meta = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
+    if still_meta:
+        raise RuntimeError(f"{cls.__name__} has tensors left on the meta device after loading: {still_meta}")
+    if len(set(placement.values())) > 1:
+        for prefix, device in placement.items():
+            if prefix:
+                model.get_submodule(prefix).register_forward_pre_hook(_move_inputs_hook(device), with_kwargs=True)
+    if device_map is not None:
+        model.hf_device_map = {k: (v.index or 0) if v.type == "cuda" else v.type for k, v in placement.items()}
+
+    config.dtype = target_dtype
+    config._name_or_path = os.fspath(path)
+    model.eval()
+
+    # In a head class, weights outside the base model (classifier.*, lm_head.*) are the task head.
+    prefix = getattr(model, "base_model_prefix", "")
+    is_head_class = bool(prefix) and isinstance(getattr(model, prefix, None), nn.Module)
+    in_head = [k for k in missing if is_head_class and not k.startswith(prefix + ".")]
+    in_body = [k for k in missing if k not in in_head]
+    _summarize(f"Weights of {cls.__name__} newly initialized (not in the checkpoint at {path})", in_head, logging.INFO,
+               "This is expected for a new task head: fine-tune the model before using it for predictions.")
+    _summarize(f"Weights of {cls.__name__} MISSING from the checkpoint at {path} and randomly initialized", in_body,
+               logging.WARNING, "The checkpoint may belong to another architecture or be incomplete.")
+    own_architecture = cls.__name__ in (config.architectures or [])
+    _summarize(f"Checkpoint weights at {path} not used by {cls.__name__}", unexpected,
+               logging.WARNING if own_architecture else logging.INFO,
+               "Expected when the checkpoint was saved from another head (e.g. an MLM checkpoint into a classifier).")
+    for key, got, want in mismatched:
+        logger.warning("Re-initialized %s: checkpoint shape %s, model shape %s (ignore_mismatched_sizes=True)", key, got, want)
+    if output_loading_info:
+        info = {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": mismatched,
+                "error_msgs": error_msgs}
+        return model, info
+    return model
+
+
+# ---- saving ---------------------------------------------------------------------------------------------
+def _parse_size(size) -> int:
+    if isinstance(size, int):
+        return size
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMG]i?B)?\s*", str(size), re.IGNORECASE)
+    if not match:
+        raise ValueError(f"max_shard_size={size!r} is not a size; use an int (bytes) or e.g. '5GB', '500MB', '2GiB'")
+    unit = (match.group(2) or "B").upper()
+    scale = {"B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "KIB": 2**10, "MIB": 2**20, "GIB": 2**30}[unit]
+    return int(float(match.group(1)) * scale)
+
+
+def _dedupe_tied(state: dict[str, torch.Tensor], aliases: set[str]) -> dict[str, torch.Tensor]:
+    """Write each shared tensor once (as transformers does): drop alias names such as lm_head.decoder.weight."""
+    by_storage = defaultdict(list)
+    for name, tensor in state.items():
+        by_storage[(tensor.device, tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tensor.shape)].append(name)
+    out = dict(state)
+    for names in by_storage.values():
+        if len(names) > 1:
+            keep = next((n for n in names if n not in aliases), names[0])
+            for n in names:
+                if n != keep:
+                    del out[n]
+    return out
+
+
+def _write_safetensors(tensors: dict[str, torch.Tensor], path: str) -> None:
+    from safetensors.torch import save_file
+
+    save_file(tensors, path, metadata={"format": "pt"})
+
+
+def _write_torch_bin(tensors: dict[str, torch.Tensor], path: str) -> None:
+    torch.save(tensors, path)
+
+
+def save_model(model: nn.Module, save_directory, *, safe_serialization: bool = True, max_shard_size="5GB",
+               state_dict: dict | None = None, is_main_process: bool = True, **kwargs) -> None:
+    """Write config.json and the weights (model.safetensors, shards + index, or pytorch_model.bin)."""
+    if kwargs.pop("push_to_hub", False):
+        raise NotImplementedError("push_to_hub is not supported; upload the saved folder with huggingface_hub")
+    kwargs.pop("save_function", None)
+    if kwargs:
+        raise TypeError(f"save_pretrained got unexpected arguments: {sorted(kwargs)}")
+    if not is_main_process:
+        return
+    save_directory = os.fspath(save_directory)
+    if os.path.isfile(save_directory):
+        raise ValueError(f"save_directory {save_directory!r} is a file, not a folder")
+    os.makedirs(save_directory, exist_ok=True)
+
+    state = model.state_dict() if state_dict is None else dict(state_dict)
+    state = _dedupe_tied(state, set(getattr(model, "_tied_weights_keys", None) or []))
+    first_float = next((t.dtype for t in state.values() if t.is_floating_point()), torch.get_default_dtype())
+    config = model.config
+    config.architectures = [type(model).__name__]
+    config.dtype = first_float
+
+    limit = _parse_size(max_shard_size)
+    shards, current, current_size = [], {}, 0
+    for name, tensor in state.items():
+        nbytes = tensor.numel() * tensor.element_size()
+        if current and current_size + nbytes > limit:
+            shards.append(current)
+            current, current_size = {}, 0
+        current[name] = tensor
+        current_size += nbytes
+    shards.append(current)
+
+    stem, ext, index_name = ("model", "safetensors", SAFE_INDEX_NAME) if safe_serialization else ("pytorch_model", "bin", TORCH_INDEX_NAME)
+    write = _write_safetensors if safe_serialization else _write_torch_bin
+    names = [f"{stem}.{ext}"] if len(shards) == 1 else [f"{stem}-{i:05d}-of-{len(shards):05d}.{ext}" for i in range(1, len(shards) + 1)]
+
+    tmp = tempfile.mkdtemp(prefix=".tmp-save-", dir=save_directory)
+    try:
+        for name, shard in zip(names, shards):
+            write({k: v.detach().to("cpu").contiguous() for k, v in shard.items()}, os.path.join(tmp, name))
+        written = list(names)
+        if len(shards) > 1:
+            index = {"metadata": {"total_parameters": sum(t.numel() for t in state.values()),
+                                  "total_size": sum(t.numel() * t.element_size() for t in state.values())},
+                     "weight_map": {k: n for n, shard in zip(names, shards) for k in shard}}
+            with open(os.path.join(tmp, index_name), "w", encoding="utf-8") as f:
+                f.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
+            written.append(index_name)
+        config.to_json_file(os.path.join(tmp, CONFIG_NAME))
+        written.append(CONFIG_NAME)
+        for name in written:  # each file lands atomically; config last, once its weights are in place
+            os.replace(os.path.join(tmp, name), os.path.join(save_directory, name))
+        for name in os.listdir(save_directory):  # stale weights of an earlier save would shadow the new ones
+            if _WEIGHT_FILE_RE.match(name) and name not in written:
+                os.remove(os.path.join(save_directory, name))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    logger.info("Model weights saved in %s (%s)", save_directory, ", ".join(names))
