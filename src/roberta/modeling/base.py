@@ -1,0 +1,252 @@
+"""RobertaPreTrainedModel: what every RoBERTa class shares (init, tying, resizing, loading hooks, helpers).
+
+Loading and saving live in roberta.loading; `from_pretrained` / `save_pretrained` import it lazily so the
+model never imports the loader at module import time (one-way data flow).
+"""
+from __future__ import annotations
+
+import logging
+from typing import Optional
+
+import torch
+from torch import nn
+
+from .attention import ATTN_IMPLEMENTATIONS
+
+logger = logging.getLogger(__name__)
+
+try:  # the config module is agent LOAD's; the model only needs attribute names from it
+    from roberta.config import RobertaConfig
+except ImportError:  # pragma: no cover - during parallel development only
+    RobertaConfig = None
+
+
+class RobertaPreTrainedModel(nn.Module):
+    config_class = RobertaConfig
+    base_model_prefix = "roberta"
+    main_input_name = "input_ids"
+    supports_gradient_checkpointing = True
+    _no_split_modules = ["RobertaEmbeddings", "RobertaLayer"]
+    _tied_weights_keys: list[str] = []
+    _keys_to_ignore_on_load_unexpected: list[str] = []
+
+    def __init__(self, config, *args, **kwargs):
+        super().__init__()
+        impl = getattr(config, "_attn_implementation", None)
+        if impl is None:
+            try:  # record the default the way transformers does, so config shows what runs
+                config._attn_implementation = "sdpa"
+            except AttributeError:
+                pass
+        elif impl not in ATTN_IMPLEMENTATIONS:
+            raise ValueError(f"attn_implementation={impl!r} is not supported by RoBERTa; use 'sdpa' (default) or "
+                             "'eager'")
+        if getattr(config, "position_embedding_type", "absolute") not in (None, "absolute"):
+            raise NotImplementedError(f"position_embedding_type={config.position_embedding_type!r} is not supported; "
+                                      "only 'absolute' (every released RoBERTa checkpoint) is implemented")
+        self.config = config
+
+    # ---- construction --------------------------------------------------------------------------
+    def post_init(self) -> None:
+        """Initialise every weight (transformers' scheme) and tie the LM head to the word embeddings."""
+        self.apply(self._init_weights)
+        self.tie_weights()
+
+    @torch.no_grad()
+    def _init_weights(self, module: nn.Module) -> None:
+        std = self.config.initializer_range
+        if isinstance(module, nn.Linear):
+            module.weight.normal_(mean=0.0, std=std)
+            if module.bias is not None:
+                module.bias.zero_()
+        elif isinstance(module, nn.Embedding):
+            module.weight.normal_(mean=0.0, std=std)
+            if module.padding_idx is not None and module.weight.device.type != "meta":
+                module.weight[module.padding_idx].zero_()
+        elif isinstance(module, nn.LayerNorm):
+            module.weight.fill_(1.0)
+            module.bias.zero_()
+        elif type(module).__name__ == "RobertaLMHead":
+            module.bias.zero_()
+
+    def init_weights(self) -> None:
+        self.post_init()
+
+    def _init_buffers(self, device=None) -> None:
+        """Recreate the non-persistent buffers (position ids, token type ids) on `device`, e.g. after a meta build."""
+        for module in self.modules():
+            if type(module).__name__ == "RobertaEmbeddings":
+                dev = device if device is not None else module.word_embeddings.weight.device
+                if torch.device(dev).type == "meta":
+                    continue
+                n = module.position_embeddings.num_embeddings
+                module.position_ids = torch.arange(n, device=dev).expand((1, -1))
+                module.token_type_ids = torch.zeros((1, n), dtype=torch.long, device=dev)
+
+    # ---- weights tying ---------------------------------------------------------------------------
+    def get_input_embeddings(self) -> nn.Embedding:
+        return getattr(self, self.base_model_prefix).get_input_embeddings()
+
+    def set_input_embeddings(self, value: nn.Embedding) -> None:
+        getattr(self, self.base_model_prefix).set_input_embeddings(value)
+
+    def get_output_embeddings(self) -> Optional[nn.Module]:
+        return None
+
+    def tie_weights(self) -> None:
+        """decoder.weight IS word_embeddings.weight (when tie_word_embeddings); the LM bias is kept one tensor."""
+        output = self.get_output_embeddings()
+        if output is not None and getattr(self.config, "tie_word_embeddings", True):
+            inputs = self.get_input_embeddings()
+            if getattr(self.config, "torchscript", False):
+                output.weight = nn.Parameter(inputs.weight.clone())
+            else:
+                output.weight = inputs.weight
+            if getattr(output, "bias", None) is not None and output.bias.shape[0] != output.weight.shape[0]:
+                # vocab grew (resize): new bias entries are zero, like transformers
+                grow = output.weight.shape[0] - output.bias.shape[0]
+                output.bias.data = nn.functional.pad(output.bias.data, (0, grow), "constant", 0)
+            output.out_features = inputs.num_embeddings
+        for module in self.modules():
+            if hasattr(module, "_tie_weights"):
+                module._tie_weights()
+
+    def resize_token_embeddings(self, new_num_tokens: Optional[int] = None, pad_to_multiple_of: Optional[int] = None,
+                                mean_resizing: bool = True) -> nn.Embedding:
+        """Grow or shrink the vocabulary to `new_num_tokens` (rounded up to `pad_to_multiple_of`).
+
+        Old rows are kept. New rows: with `mean_resizing` (default, as transformers) drawn around the mean of
+        the old rows (covariance scaled by 1e-9); else normal(0, initializer_range). Keeps the LM head tied,
+        pads its bias with zeros and updates config.vocab_size. Returns the input embedding module.
+        """
+        old = self.get_input_embeddings()
+        if pad_to_multiple_of is not None:
+            if not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of <= 0:
+                raise ValueError(f"pad_to_multiple_of must be a positive int, got {pad_to_multiple_of!r}")
+            if new_num_tokens is None:
+                new_num_tokens = old.weight.shape[0]
+            new_num_tokens = -(-new_num_tokens // pad_to_multiple_of) * pad_to_multiple_of
+        if new_num_tokens is None:
+            return old
+        if new_num_tokens <= 0:
+            raise ValueError(f"new_num_tokens must be positive, got {new_num_tokens}")
+        self._resize_embedding(old, new_num_tokens, mean_resizing)
+        output = self.get_output_embeddings()
+        if output is not None and not getattr(self.config, "tie_word_embeddings", True):
+            self._resize_linear(output, new_num_tokens, mean_resizing)
+        self.config.vocab_size = new_num_tokens
+        self.tie_weights()
+        return self.get_input_embeddings()
+
+    @torch.no_grad()
+    def _new_rows(self, old_weight: torch.Tensor, added: int, mean_resizing: bool) -> torch.Tensor:
+        """(added, C) rows for a grown table, drawn the way transformers draws them (same RNG use)."""
+        dim = old_weight.shape[1]
+        fresh = nn.Embedding(old_weight.shape[0] + added, dim, device=old_weight.device, dtype=old_weight.dtype)
+        if not mean_resizing:
+            fresh.weight.normal_(mean=0.0, std=self.config.initializer_range)
+            return fresh.weight[-added:]
+        w = old_weight.float()
+        mean = w.mean(dim=0)
+        centered = w - mean
+        cov = centered.T @ centered / w.shape[0]
+        scaled = 1e-9 * cov
+        if bool(torch.linalg.cholesky_ex(scaled).info.eq(0).all()):
+            dist = torch.distributions.MultivariateNormal(mean, covariance_matrix=scaled)
+            return dist.sample((added,)).to(old_weight.dtype)
+        return mean[None].repeat(added, 1).to(old_weight.dtype)
+
+    @torch.no_grad()
+    def _resize_embedding(self, module: nn.Embedding, n: int, mean_resizing: bool) -> None:
+        old_n = module.weight.shape[0]
+        if n == old_n:
+            return
+        weight = torch.empty(n, module.weight.shape[1], device=module.weight.device, dtype=module.weight.dtype)
+        if n > old_n:
+            weight[old_n:] = self._new_rows(module.weight, n - old_n, mean_resizing)
+        keep = min(n, old_n)
+        weight[:keep] = module.weight[:keep]
+        module.weight.data = weight
+        module.num_embeddings = n
+        if module.padding_idx is not None and module.padding_idx >= n:
+            module.padding_idx = None
+
+    @torch.no_grad()
+    def _resize_linear(self, module: nn.Linear, n: int, mean_resizing: bool) -> None:
+        old_n = module.weight.shape[0]
+        if n == old_n:
+            return
+        weight = torch.empty(n, module.weight.shape[1], device=module.weight.device, dtype=module.weight.dtype)
+        keep = min(n, old_n)
+        if n > old_n:
+            weight[old_n:] = self._new_rows(module.weight, n - old_n, mean_resizing)
+        weight[:keep] = module.weight[:keep]
+        module.weight.data = weight
+        if module.bias is not None:
+            bias = torch.zeros(n, device=module.bias.device, dtype=module.bias.dtype)
+            bias[:keep] = module.bias[:keep]
+            module.bias.data = bias
+        module.out_features = n
+
+    # ---- helpers -----------------------------------------------------------------------------------
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        for p in self.parameters():
+            if p.is_floating_point():
+                return p.dtype
+        return torch.get_default_dtype()
+
+    def num_parameters(self, only_trainable: bool = False, exclude_embeddings: bool = False) -> int:
+        """Parameter count; a tied tensor is counted once."""
+        skip = set()
+        if exclude_embeddings:
+            skip = {id(m.weight) for m in self.modules() if isinstance(m, nn.Embedding)}
+        return sum(p.numel() for p in self.parameters()
+                   if id(p) not in skip and (p.requires_grad or not only_trainable))
+
+    @property
+    def base_model(self) -> nn.Module:
+        return getattr(self, self.base_model_prefix, self)
+
+    def gradient_checkpointing_enable(self, gradient_checkpointing_kwargs: Optional[dict] = None) -> None:
+        """Recompute each layer's activations in backward (training mode only) to save memory."""
+        for module in self.modules():
+            if hasattr(module, "gradient_checkpointing"):
+                module.gradient_checkpointing = True
+
+    def gradient_checkpointing_disable(self) -> None:
+        for module in self.modules():
+            if hasattr(module, "gradient_checkpointing"):
+                module.gradient_checkpointing = False
+
+    @property
+    def is_gradient_checkpointing(self) -> bool:
+        return any(getattr(m, "gradient_checkpointing", False) for m in self.modules())
+
+    def get_head_mask(self, head_mask: Optional[torch.Tensor], num_hidden_layers: int):
+        """(H,) or (L, H) of 1 keep / 0 drop -> (L, 1, H, 1, 1) broadcastable onto (B, H, T, S), or None."""
+        if head_mask is None:
+            return None
+        if head_mask.dim() == 1:
+            head_mask = head_mask[None].expand(num_hidden_layers, -1)
+        elif head_mask.dim() != 2:
+            raise ValueError(f"head_mask must be (heads,) or (layers, heads); got shape {tuple(head_mask.shape)}")
+        return head_mask[:, None, :, None, None].to(dtype=self.dtype)
+
+    @classmethod
+    def can_generate(cls) -> bool:
+        return hasattr(cls, "generate")
+
+    # ---- loading / saving (delegated) -----------------------------------------------------------------
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        from roberta.loading import load_model
+        return load_model(cls, pretrained_model_name_or_path, *args, **kwargs)
+
+    def save_pretrained(self, save_directory, **kwargs) -> None:
+        from roberta.loading import save_model
+        save_model(self, save_directory, **kwargs)
