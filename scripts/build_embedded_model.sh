@@ -1,0 +1,57 @@
+#!/usr/bin/env bash
+# Rebuild the embedded default model (src/roberta/embedded/model/) from nothing.
+#
+#   1. download five Debian packages with `apt-get download` and unpack them with `dpkg -x` (no install, no root
+#      beyond what apt-get download itself needs for its lists; run `apt-get update` first on a fresh machine);
+#   2. extract plain English text + a ~1% held-out slice per source      (scripts/embedded_corpus.py);
+#   3. train an 8192-token byte-level BPE tokenizer                     (roberta.training.tokenizer_training);
+#   4. pretrain a 4-layer, 256-wide RoBERTa on a wall-clock budget       (scripts/embedded_pretrain.py);
+#   5. evaluate on the held-out slice (15% masking, seed 0)             (scripts/embedded_eval.py);
+#   6. export (fp16 weights, model_max_length 128) into the package      (scripts/embedded_export.py).
+#
+# Environment: WORK (default /work/embed-build; never inside the repo: the corpus is not committed),
+# PYTHON (default: python on PATH), BUDGET_S (pretraining seconds, default 2100), THREADS (default 2),
+# EXTRA_PRETRAIN_ARGS (e.g. "--bf16"). Takes about BUDGET_S + 3 minutes on a 2-core CPU.
+set -euo pipefail
+
+REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+WORK="${WORK:-/work/embed-build}"
+PYTHON="${PYTHON:-python}"
+BUDGET_S="${BUDGET_S:-2100}"
+THREADS="${THREADS:-2}"
+EXTRA_PRETRAIN_ARGS="${EXTRA_PRETRAIN_ARGS:---bf16}"
+PACKAGES=(r-cran-janeaustenr sword-text-web python3.11-doc sqlite3-doc postgresql-doc-15)
+DEST="$REPO/src/roberta/embedded/model"
+
+case "$WORK" in "$REPO"|"$REPO"/*) echo "WORK must be outside the repository ($WORK)" >&2; exit 2;; esac
+mkdir -p "$WORK/debs" "$WORK/root" "$WORK/licenses"
+cd "$REPO"
+
+echo "== 1. Debian packages -> $WORK/root"
+(cd "$WORK/debs" && apt-get download "${PACKAGES[@]}")
+for deb in "$WORK"/debs/*.deb; do dpkg -x "$deb" "$WORK/root"; done
+for pkg in "${PACKAGES[@]}"; do cp "$WORK/root/usr/share/doc/$pkg/copyright" "$WORK/licenses/$pkg.copyright"; done
+
+echo "== 2. corpus -> $WORK/corpus"
+"$PYTHON" scripts/embedded_corpus.py --root "$WORK/root" --out "$WORK/corpus"
+
+echo "== 3. tokenizer -> $WORK/tokenizer"
+"$PYTHON" -c "import sys; from roberta.training.tokenizer_training import train_bpe_tokenizer; \
+train_bpe_tokenizer([sys.argv[1]], 8192, sys.argv[2], min_frequency=2, model_max_length=128, show_progress=False)" \
+    "$WORK/corpus/train.txt" "$WORK/tokenizer"
+
+echo "== 4. pretraining for ${BUDGET_S}s -> $WORK/checkpoint"
+# shellcheck disable=SC2086
+"$PYTHON" scripts/embedded_pretrain.py --train "$WORK/corpus/train.txt" --tokenizer "$WORK/tokenizer" \
+    --out "$WORK/checkpoint" --cache-dir "$WORK/cache" --budget-s "$BUDGET_S" --threads "$THREADS" \
+    --batch-size 32 --block-size 128 --lr 8e-4 --warmup-steps 150 $EXTRA_PRETRAIN_ARGS | tee "$WORK/pretrain.log"
+
+echo "== 5. export -> $DEST"
+"$PYTHON" scripts/embedded_export.py "$WORK/checkpoint" "$DEST"
+
+echo "== 6. held-out evaluation of the exported model -> $WORK/eval.json"
+"$PYTHON" scripts/embedded_eval.py "$DEST" "$WORK"/corpus/heldout_*.txt --per-file --seed 0 \
+    --json "$WORK/eval.json"
+cp "$WORK/checkpoint/training_state.json" "$WORK/training_state.json"
+du -sh "$DEST"
+echo "done: update src/roberta/embedded/MODEL_CARD.md with $WORK/eval.json and $WORK/training_state.json"

@@ -1,0 +1,138 @@
+"""Held-out evaluation of a masked-LM folder: masked-token accuracy, perplexity, and a unigram baseline.
+
+The text is packed exactly as for pretraining (roberta.training.data: every line a document ended by
+`</s>`, blocks `<s> ... </s>` of --block-size tokens) and masked by our DataCollatorForLanguageModeling
+at --mlm-probability with a fixed --seed, so two runs (or two models) see the same masks.
+
+Figures (over the masked positions only):
+  accuracy      top-1 prediction equals the original token
+  top5          original token among the 5 best
+  loss          mean cross-entropy (nats); perplexity = exp(loss)
+  unigram_*     the same for a model that always predicts the held-out text's own token frequencies
+                (an optimistic unigram: it knows the held-out distribution), the floor a trained model must beat
+
+Usage: embedded_eval.py MODEL_DIR HELDOUT.txt [MORE.txt ...] [--json OUT] [--reference]
+With --reference the model and tokenizer are loaded with transformers instead (a cross-check).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+from collections import Counter
+from pathlib import Path
+
+import torch
+
+
+def load(model_dir: str, reference: bool = False):
+    """(tokenizer, model in fp32 eval mode)."""
+    if reference:
+        from transformers import RobertaForMaskedLM, RobertaTokenizerFast
+    else:
+        from roberta.modeling import RobertaForMaskedLM
+        from roberta.tokenization import RobertaTokenizerFast
+    tokenizer = RobertaTokenizerFast.from_pretrained(model_dir)
+    model = RobertaForMaskedLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    return tokenizer, model
+
+
+def masked_batches(files, tokenizer, block_size: int, mlm_probability: float, seed: int, batch_size: int):
+    """Yield collated (masked) batches over the packed held-out text; deterministic for a seed."""
+    from roberta.training.collator import DataCollatorForLanguageModeling
+    from roberta.training.data import build_pretraining_dataset
+
+    with tempfile.TemporaryDirectory() as cache:
+        data = build_pretraining_dataset([Path(f) for f in files], tokenizer, block_size=block_size,
+                                         cache_dir=cache, drop_remainder=False, show_progress=False)
+        collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed)
+        for start in range(0, len(data), batch_size):
+            yield collator([data[i] for i in range(start, min(start + batch_size, len(data)))])
+
+
+@torch.no_grad()
+def evaluate(model, tokenizer, files, block_size: int = 128, mlm_probability: float = 0.15, seed: int = 0,
+             batch_size: int = 32) -> dict:
+    """Masked-token figures of `model` on `files` plus the unigram baseline (see module doc)."""
+    n = correct = top5 = 0
+    nll = 0.0
+    labels_seen: list[torch.Tensor] = []
+    unmasked_counts: Counter = Counter()
+    specials = set(tokenizer.all_special_ids)
+    for batch in masked_batches(files, tokenizer, block_size, mlm_probability, seed, batch_size):
+        labels = batch["labels"]
+        where = labels != -100
+        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[where]
+        target = labels[where]
+        nll += torch.nn.functional.cross_entropy(logits.float(), target, reduction="sum").item()
+        best = logits.topk(5, dim=-1).indices
+        correct += (best[:, 0] == target).sum().item()
+        top5 += (best == target[:, None]).any(-1).sum().item()
+        n += target.numel()
+        labels_seen.append(target)
+        original = torch.where(where, labels, batch["input_ids"])
+        unmasked_counts.update(t for t in original[batch["attention_mask"].bool()].tolist() if t not in specials)
+    if n == 0:
+        raise ValueError("no masked tokens: the held-out text is empty")
+    # Unigram baseline: the held-out text's own token distribution (add-one smoothed over the vocabulary).
+    unigram = unmasked_counts
+    total, vocab = sum(unigram.values()), len(tokenizer)
+    target = torch.cat(labels_seen)
+    most_common = unigram.most_common(1)[0][0]
+    uni_nll = -sum(math.log((unigram[t] + 1) / (total + vocab)) for t in target.tolist()) / n
+    return {
+        "masked_tokens": n,
+        "accuracy": correct / n,
+        "top5": top5 / n,
+        "loss": nll / n,
+        "perplexity": math.exp(nll / n),
+        "unigram_accuracy": (target == most_common).float().mean().item(),
+        "unigram_perplexity": math.exp(uni_nll),
+        "unigram_top_token": tokenizer.convert_ids_to_tokens(most_common),
+    }
+
+
+def fill_mask_top5(model, tokenizer, text: str = "I love using <mask> for NLP tasks!") -> list[tuple[str, float]]:
+    """(decoded token, probability) for the 5 best fillers of the single <mask> in `text`."""
+    enc = tokenizer(text, return_tensors="pt")
+    pos = (enc["input_ids"][0] == tokenizer.mask_token_id).nonzero()[0, 0]
+    with torch.no_grad():
+        probs = model(**enc).logits[0, pos].softmax(-1)
+    p, ids = probs.topk(5)
+    return [(tokenizer.decode([i]), round(float(q), 4)) for i, q in zip(ids.tolist(), p.tolist())]
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("model_dir")
+    ap.add_argument("heldout", nargs="+", help="held-out text files (one paragraph per line)")
+    ap.add_argument("--block-size", type=int, default=128)
+    ap.add_argument("--mlm-probability", type=float, default=0.15)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch-size", type=int, default=32)
+    ap.add_argument("--per-file", action="store_true", help="also report each file separately")
+    ap.add_argument("--json", type=Path, help="write the figures here")
+    ap.add_argument("--reference", action="store_true", help="load with transformers (cross-check)")
+    args = ap.parse_args(argv)
+    torch.manual_seed(args.seed)
+    tokenizer, model = load(args.model_dir, args.reference)
+    kw = dict(block_size=args.block_size, mlm_probability=args.mlm_probability, seed=args.seed,
+              batch_size=args.batch_size)
+    result = {"all": evaluate(model, tokenizer, args.heldout, **kw)}
+    if args.per_file:
+        for f in args.heldout:
+            result[Path(f).stem] = evaluate(model, tokenizer, [f], **kw)
+    result["fill_mask"] = fill_mask_top5(model, tokenizer)
+    result["settings"] = {**kw, "files": [Path(f).name for f in args.heldout],
+                          "parameters": sum(p.numel() for p in model.parameters())}
+    text = json.dumps(result, indent=2)
+    print(text)
+    if args.json:
+        args.json.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
