@@ -1,0 +1,111 @@
+"""Process-group setup and deterministic data sharding for `torchrun` (single- or multi-node).
+
+`torchrun --nproc_per_node=N [--nnodes=M ...] -m roberta.cli pretrain ...` sets RANK, WORLD_SIZE, LOCAL_RANK,
+MASTER_ADDR and MASTER_PORT; `init_distributed()` reads them. Without them everything runs as one process.
+NCCL is used on GPU, gloo on CPU.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class DistInfo:
+    rank: int = 0
+    world_size: int = 1
+    local_rank: int = 0
+    device: torch.device = torch.device("cpu")
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.world_size > 1
+
+
+def init_distributed(device: str | torch.device | None = None, backend: str | None = None) -> DistInfo:
+    """Join the process group described by the torchrun environment (idempotent); pick this rank's device."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    rank = int(os.environ.get("RANK", "0"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    if device is None:
+        device = torch.device(f"cuda:{local_rank}") if torch.cuda.is_available() else torch.device("cpu")
+    device = torch.device(device)
+    if device.type == "cuda" and device.index is None:
+        device = torch.device(f"cuda:{local_rank}")
+    if device.type == "cuda":
+        torch.cuda.set_device(device)
+    if world_size > 1 and not dist.is_initialized():
+        backend = backend or ("nccl" if device.type == "cuda" else "gloo")
+        dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
+        logger.info("joined process group: rank %d of %d (%s, %s)", rank, world_size, backend, device)
+    if dist.is_initialized():
+        rank, world_size = dist.get_rank(), dist.get_world_size()
+    return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
+
+
+def barrier() -> None:
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+
+
+def all_reduce_sum(value: torch.Tensor) -> torch.Tensor:
+    """Sum over ranks (a no-op on one process)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.all_reduce(value, op=dist.ReduceOp.SUM)
+    return value
+
+
+def gather_objects(obj) -> list:
+    """Every rank's `obj`, indexed by rank (a one-element list on one process)."""
+    if dist.is_available() and dist.is_initialized():
+        out = [None] * dist.get_world_size()
+        dist.all_gather_object(out, obj)
+        return out
+    return [obj]
+
+
+class ShardedSampler(torch.utils.data.Sampler):
+    """A deterministic, resumable DistributedSampler: order = f(seed, epoch), rank r takes every world-th index.
+
+    Like torch's DistributedSampler, the index list is padded (by repeating its start) to a multiple of the
+    world size so every rank sees the same number of items. `start` skips that many of this rank's items,
+    which is how a resumed run continues mid-epoch without reading the skipped data.
+    """
+
+    def __init__(self, length: int, rank: int = 0, world_size: int = 1, shuffle: bool = True, seed: int = 0):
+        if length <= 0:
+            raise ValueError("cannot sample from an empty dataset")
+        self.length, self.rank, self.world_size = length, rank, world_size
+        self.shuffle, self.seed = shuffle, seed
+        self.epoch, self.start = 0, 0
+        self.per_rank = math.ceil(length / world_size)
+
+    def set_epoch(self, epoch: int, start: int = 0) -> None:
+        self.epoch, self.start = epoch, start
+
+    def indices(self) -> list[int]:
+        if self.shuffle:
+            g = torch.Generator().manual_seed(self.seed + self.epoch)
+            order = torch.randperm(self.length, generator=g).tolist()
+        else:
+            order = list(range(self.length))
+        total = self.per_rank * self.world_size
+        order += order[: total - len(order)]
+        return order[self.rank:total:self.world_size]
+
+    def __iter__(self):
+        return iter(self.indices()[self.start:])
+
+    def __len__(self) -> int:
+        return self.per_rank - self.start

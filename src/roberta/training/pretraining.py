@@ -1,0 +1,121 @@
+"""`pretrain(...)`: RoBERTa MLM pretraining from text files, from Python or `roberta pretrain`.
+
+Recipe defaults follow fairseq's roberta-base: Adam betas (0.9, 0.98), eps 1e-6, weight decay 0.01,
+lr 5e-4 with linear warmup and linear decay, dropout 0.1, FULL-SENTENCES packing into max_seq_len blocks,
+dynamic 15% masking (80/10/10).
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+from pathlib import Path
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+def load_tokenizer(tokenizer):
+    """A tokenizer object is returned as is; a folder/id loads with roberta's RobertaTokenizerFast."""
+    if isinstance(tokenizer, (str, os.PathLike)):
+        from roberta.tokenization import RobertaTokenizerFast
+
+        return RobertaTokenizerFast.from_pretrained(str(tokenizer))
+    if tokenizer is None:
+        raise ValueError("a tokenizer (object or folder with vocab.json/merges.txt/tokenizer.json) is required")
+    return tokenizer
+
+
+def build_config(tokenizer, config=None, max_seq_len: int = 512, hidden_size: int = 768, num_layers: int = 12,
+                 num_heads: int = 12, intermediate_size: int | None = None, dropout: float = 0.1):
+    """A RobertaConfig for `tokenizer`: from `config` (object, dict or config.json path) or the size flags."""
+    from roberta.config import RobertaConfig
+
+    ids = {"pad_token_id": tokenizer.pad_token_id, "bos_token_id": tokenizer.bos_token_id,
+           "eos_token_id": tokenizer.eos_token_id}
+    if config is None:
+        # RoBERTa positions start at pad_token_id + 1, so max_seq_len usable tokens need that many more rows.
+        return RobertaConfig(vocab_size=len(tokenizer), hidden_size=hidden_size, num_hidden_layers=num_layers,
+                             num_attention_heads=num_heads, intermediate_size=intermediate_size or 4 * hidden_size,
+                             max_position_embeddings=max_seq_len + tokenizer.pad_token_id + 1, type_vocab_size=1,
+                             hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout, **ids)
+    if isinstance(config, (str, os.PathLike)):
+        config = json.loads(Path(config).read_text())
+    if isinstance(config, dict):
+        config = RobertaConfig.from_dict({**config})
+    if config.vocab_size < len(tokenizer):
+        raise ValueError(f"config vocab_size {config.vocab_size} is smaller than the tokenizer's {len(tokenizer)} tokens")
+    for key, value in ids.items():
+        setattr(config, key, value)
+    return config
+
+
+def usable_positions(config) -> int:
+    return config.max_position_embeddings - config.pad_token_id - 1
+
+
+def pretrain(train_files, tokenizer, output_dir, *, config=None, model=None, eval_files=None,
+             max_seq_len: int = 512, hidden_size: int = 768, num_layers: int = 12, num_heads: int = 12,
+             intermediate_size: int | None = None, dropout: float = 0.1, batch_size: int = 8, grad_accum: int = 1,
+             lr: float = 5e-4, warmup_steps: int = 0, warmup_ratio: float = 0.06, max_steps: int = -1,
+             epochs: float = 1.0, weight_decay: float = 0.01, max_grad_norm: float | None = 1.0, seed: int = 42,
+             bf16: bool = False, fp16: bool = False, compile: bool = False, eval_steps: int | None = None,
+             save_steps: int | None = None, save_total_limit: int | None = None, resume=False, log_every: int = 50,
+             num_workers: int = 0, mlm_probability: float = 0.15, cache_dir=None, text_column: str = "text",
+             device: str | None = None, show_progress: bool = True, callbacks=None) -> dict:
+    """Pretrain a RobertaForMaskedLM with dynamic masking and save it (HF layout) to `output_dir`.
+
+    train_files / eval_files: text file path(s) (one document per non-empty line) or a datasets-like object
+    with a "text" column. tokenizer: a tokenizer object or folder. config: RobertaConfig, dict or
+    config.json path (default: built from the size flags). model: a folder to continue pretraining from.
+    resume: True (latest checkpoint in output_dir) or a checkpoint folder. Returns the final metrics.
+    """
+    from roberta.modeling import RobertaForMaskedLM
+    from roberta.training.collator import DataCollatorForLanguageModeling
+    from roberta.training.data import build_pretraining_dataset
+    from roberta.training.distributed import barrier, init_distributed
+    from roberta.training.trainer import Trainer, TrainingArguments
+
+    info = init_distributed(device)
+    tokenizer = load_tokenizer(tokenizer)
+    if model is not None:
+        model = RobertaForMaskedLM.from_pretrained(str(model)) if isinstance(model, (str, os.PathLike)) else model
+    else:
+        torch.manual_seed(seed)  # the same initial weights on every rank and every rerun
+        model = RobertaForMaskedLM(build_config(tokenizer, config, max_seq_len, hidden_size, num_layers, num_heads,
+                                                intermediate_size, dropout))
+    if max_seq_len > usable_positions(model.config):
+        raise ValueError(f"max_seq_len {max_seq_len} exceeds the model's {usable_positions(model.config)} usable "
+                         "positions (max_position_embeddings - pad_token_id - 1)")
+
+    def dataset(source):
+        return build_pretraining_dataset(source, tokenizer, block_size=max_seq_len, cache_dir=cache_dir,
+                                         text_column=text_column, show_progress=show_progress and info.is_main)
+
+    # Rank 0 tokenizes (once, cached); the others wait and then memory-map the same cache.
+    if info.is_main:
+        train_dataset = dataset(train_files)
+        eval_dataset = dataset(eval_files) if eval_files is not None else None
+    barrier()
+    if not info.is_main:
+        train_dataset = dataset(train_files)
+        eval_dataset = dataset(eval_files) if eval_files is not None else None
+
+    args = TrainingArguments(
+        output_dir=str(output_dir), per_device_train_batch_size=batch_size, per_device_eval_batch_size=batch_size,
+        gradient_accumulation_steps=grad_accum, learning_rate=lr, weight_decay=weight_decay, adam_beta1=0.9,
+        adam_beta2=0.98, adam_epsilon=1e-6, max_grad_norm=max_grad_norm, num_train_epochs=epochs,
+        max_steps=max_steps, warmup_steps=warmup_steps, warmup_ratio=0.0 if warmup_steps else warmup_ratio,
+        logging_steps=log_every, eval_steps=eval_steps, save_steps=save_steps, save_total_limit=save_total_limit,
+        seed=seed, bf16=bf16, fp16=fp16, torch_compile=compile, dataloader_num_workers=num_workers,
+        disable_tqdm=not show_progress, device=device,
+        extra={"task": "mlm", "max_seq_len": max_seq_len, "mlm_probability": mlm_probability},
+    )
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed)
+    trainer = Trainer(model, args, train_dataset=train_dataset, eval_dataset=eval_dataset, data_collator=collator,
+                      tokenizer=tokenizer, task="mlm", callbacks=callbacks)
+    metrics = trainer.train(resume_from_checkpoint=resume or None)
+    trainer.save_model()
+    logger.info("pretraining done: %s", metrics)
+    return {**metrics, "output_dir": str(output_dir), "global_step": trainer.state["global_step"]}
