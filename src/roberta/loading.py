@@ -398,20 +398,20 @@ def load_model(cls, pretrained_model_name_or_path, *model_args, config=None, dty
     for key in list(state):
         if key not in expected or key in aliases:
             del state[key]
-            continue
-        want = expected[key]
-        if state[key].shape != want.shape:
-            msg = (f"size mismatch for {key}: the checkpoint has shape {tuple(state[key].shape)}, "
-                   f"the model expects {tuple(want.shape)}")
-            if not ignore_mismatched_sizes:
-                raise RuntimeError(f"Error loading {cls.__name__} from {path}: {msg}. Pass ignore_mismatched_sizes=True "
-                                   f"to re-initialise mismatched weights instead (e.g. a classifier with a new num_labels).")
-            mismatched.append((key, tuple(state[key].shape), tuple(want.shape)))
+        elif state[key].shape != expected[key].shape:
+            mismatched.append((key, tuple(state[key].shape), tuple(expected[key].shape)))
             del state[key]
-            continue
-        state[key] = state[key].to(device=_device_for(key, placement),
-                                   dtype=target_dtype if want.is_floating_point() else want.dtype)
-    missing = [k for k in expected if k not in state and k not in ignorable]
+    if mismatched and not ignore_mismatched_sizes:
+        detail = "; ".join(f"{k}: the checkpoint has shape {got}, the model expects {want}" for k, got, want in mismatched)
+        raise RuntimeError(f"Error loading {cls.__name__} from {path}: size mismatch for {detail}. Pass "
+                           f"ignore_mismatched_sizes=True to re-initialise these weights instead (e.g. a classifier "
+                           f"with a new num_labels).")
+    for key, tensor in state.items():  # per tensor, so CPU copies are freed as they move to the device
+        want = expected[key]
+        state[key] = tensor.to(device=_device_for(key, placement),
+                               dtype=target_dtype if want.is_floating_point() else want.dtype)
+    mismatched_names = {k for k, _, _ in mismatched}
+    missing = [k for k in expected if k not in state and k not in ignorable and k not in mismatched_names]
 
     model.load_state_dict(state, strict=False, assign=True)
     del state
@@ -454,7 +454,7 @@ def load_model(cls, pretrained_model_name_or_path, *model_args, config=None, dty
     for key, got, want in mismatched:
         logger.warning("Re-initialized %s: checkpoint shape %s, model shape %s (ignore_mismatched_sizes=True)", key, got, want)
     if output_loading_info:
-        info = {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": mismatched,
+        info = {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": [m[0] for m in mismatched],
                 "error_msgs": error_msgs}
         return model, info
     return model
@@ -472,19 +472,24 @@ def _parse_size(size) -> int:
     return int(float(match.group(1)) * scale)
 
 
-def _dedupe_tied(state: dict[str, torch.Tensor], aliases: set[str]) -> dict[str, torch.Tensor]:
-    """Write each shared tensor once (as transformers does): drop alias names such as lm_head.decoder.weight."""
+def _dedupe_tied(state: dict[str, torch.Tensor], aliases: set[str]) -> tuple[dict, dict[str, str]]:
+    """Split shared tensors (tied weights) into one kept name each and {alias: kept name}.
+
+    safetensors files hold each tensor once (transformers drops lm_head.decoder.weight/bias there);
+    pytorch_model.bin keeps the alias names, as transformers' .bin files do (torch.save stores them once).
+    """
     by_storage = defaultdict(list)
     for name, tensor in state.items():
         by_storage[(tensor.device, tensor.untyped_storage().data_ptr(), tensor.storage_offset(), tensor.shape)].append(name)
-    out = dict(state)
+    unique, alias_of = dict(state), {}
     for names in by_storage.values():
         if len(names) > 1:
             keep = next((n for n in names if n not in aliases), names[0])
             for n in names:
                 if n != keep:
-                    del out[n]
-    return out
+                    del unique[n]
+                    alias_of[n] = keep
+    return unique, alias_of
 
 
 def _write_safetensors(tensors: dict[str, torch.Tensor], path: str) -> None:
@@ -513,7 +518,7 @@ def save_model(model: nn.Module, save_directory, *, safe_serialization: bool = T
     os.makedirs(save_directory, exist_ok=True)
 
     state = model.state_dict() if state_dict is None else dict(state_dict)
-    state = _dedupe_tied(state, set(getattr(model, "_tied_weights_keys", None) or []))
+    state, alias_of = _dedupe_tied(state, set(getattr(model, "_tied_weights_keys", None) or []))
     first_float = next((t.dtype for t in state.values() if t.is_floating_point()), torch.get_default_dtype())
     config = model.config
     config.architectures = [type(model).__name__]
@@ -529,6 +534,10 @@ def save_model(model: nn.Module, save_directory, *, safe_serialization: bool = T
         current[name] = tensor
         current_size += nbytes
     shards.append(current)
+    if not safe_serialization:
+        home = {k: shard for shard in shards for k in shard}
+        for alias, kept in alias_of.items():
+            home[kept][alias] = home[kept][kept]
 
     stem, ext, index_name = ("model", "safetensors", SAFE_INDEX_NAME) if safe_serialization else ("pytorch_model", "bin", TORCH_INDEX_NAME)
     write = _write_safetensors if safe_serialization else _write_torch_bin
