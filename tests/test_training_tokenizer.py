@@ -1,0 +1,63 @@
+"""train_bpe_tokenizer: RoBERTa's special-token layout, loadable by ours and transformers' tokenizers."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from roberta.training.tokenizer_training import train_bpe_tokenizer
+from test_training_helpers import load_tokenizer, tokenizer_dir, write_corpus
+
+TEXTS = ["the quick brown fox", " leading space and  double", "a <mask> in the middle", "naïve café 1999!",
+         "unseen zebra ünïcödé 😀 words", "line\nbreak\ttab", ""]
+
+
+def test_files_and_special_ids():
+    folder = tokenizer_dir()
+    for name in ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
+        assert (folder / name).is_file(), name
+    vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
+    assert len(vocab) == 300 and vocab["<mask>"] == 299
+    assert (folder / "merges.txt").read_text(encoding="utf-8").startswith("#version: 0.2\n")
+    config = json.loads((folder / "tokenizer_config.json").read_text())
+    assert config["model_max_length"] == 512
+    tokenizer_json = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
+    assert tokenizer_json["model"]["vocab"] == vocab
+    mask = [t for t in tokenizer_json["added_tokens"] if t["content"] == "<mask>"][0]
+    assert mask["id"] == 299 and mask["lstrip"] is True and mask["special"] is True
+
+
+def test_transformers_slow_and_fast_agree():
+    from transformers import RobertaTokenizer, RobertaTokenizerFast
+
+    slow = RobertaTokenizer.from_pretrained(str(tokenizer_dir()))
+    fast = RobertaTokenizerFast.from_pretrained(str(tokenizer_dir()))
+    assert len(slow) == len(fast) == 300
+    assert slow.all_special_ids == fast.all_special_ids
+    for text in TEXTS:
+        assert slow(text)["input_ids"] == fast(text)["input_ids"], text
+        if "<mask>" not in text:  # byte-level BPE is lossless
+            assert slow.decode(slow(text)["input_ids"], skip_special_tokens=True) == text
+    ids = fast("a <mask> in")["input_ids"]
+    assert ids.count(299) == 1 and ids[0] == 0 and ids[-1] == 2
+
+
+@pytest.mark.parametrize("slow", [False, True])
+def test_our_tokenizers_match_transformers(slow):
+    from transformers import RobertaTokenizerFast
+
+    ours = load_tokenizer(slow=slow)
+    theirs = RobertaTokenizerFast.from_pretrained(str(tokenizer_dir()))
+    for text in TEXTS:
+        assert ours(text)["input_ids"] == theirs(text)["input_ids"], text
+
+
+def test_train_from_strings_and_errors(tmp_path):
+    lines = (tmp_path / "c.txt")
+    write_corpus(lines, lines=300, seed=1)
+    out = train_bpe_tokenizer(lines.read_text(encoding="utf-8").splitlines(), 280, tmp_path / "tok", show_progress=False)
+    assert json.loads((out / "vocab.json").read_text(encoding="utf-8"))["<mask>"] == 279
+    with pytest.raises(ValueError, match="at least"):
+        train_bpe_tokenizer([lines], 100, tmp_path / "small")
+    with pytest.raises(FileNotFoundError, match="missing.txt"):
+        train_bpe_tokenizer([lines, tmp_path / "missing.txt"], 300, tmp_path / "bad")
