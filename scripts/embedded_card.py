@@ -1,0 +1,146 @@
+"""Write src/roberta/embedded/MODEL_CARD.md from the build's measured figures.
+
+Inputs (all written by scripts/build_embedded_model.sh under WORK): corpus/stats.json (sources, sizes,
+licenses), checkpoint/training_state.json (steps, tokens, time), eval.json (held-out figures, fill-mask
+top-5) and debs/*.deb (package versions). The model folder gives the architecture and file sizes.
+
+Usage: embedded_card.py --work WORK --model MODEL_DIR --out MODEL_CARD.md [--machine TEXT] [--note TEXT]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.1f}%"
+
+
+def render(work: Path, model: Path, machine: str, note: str) -> str:
+    stats = json.loads((work / "corpus" / "stats.json").read_text())
+    state = json.loads((work / "training_state.json").read_text())
+    ev = json.loads((work / "eval.json").read_text())
+    cfg = json.loads((model / "config.json").read_text())
+    versions = {p.name.split("_")[0]: p.name.split("_")[1] for p in (work / "debs").glob("*.deb")}
+    size = sum(f.stat().st_size for f in model.iterdir())
+    a = ev["all"]
+    train_mb = sum(s["train_bytes"] for s in stats.values()) / 1e6
+    held_kb = sum(s["heldout_bytes"] for s in stats.values()) / 1e3
+    hours = state["train_seconds"] / 3600
+
+    src_rows = "\n".join(
+        f"| {name} | `{s['package']}` {versions.get(s['package'], '')} | {s['license']} | {s['documents']} | "
+        f"{s['train_bytes'] / 1e6:.2f} MB | {s['heldout_documents']} docs, {s['heldout_bytes'] / 1e3:.1f} kB |"
+        for name, s in stats.items())
+    eval_rows = "\n".join(
+        f"| {name} | {r['masked_tokens']} | {_pct(r['accuracy'])} | {_pct(r['top5'])} | {r['perplexity']:.1f} | "
+        f"{_pct(r['unigram_accuracy'])} | {r['unigram_perplexity']:.0f} |"
+        for name, r in ev.items() if isinstance(r, dict) and "accuracy" in r)
+    fill_rows = "\n".join(f"| {i + 1} | `{tok!r}` | {p:.4f} |" for i, (tok, p) in enumerate(ev["fill_mask"]))
+    return f"""# Embedded default model: `roberta-embedded-mini`
+
+A small RoBERTa pretrained from scratch by this project, shipped inside the package so that
+`pipeline("fill-mask")` and `roberta run --task fill-mask` work offline with no model named
+(`roberta.embedded.default_model_path()`). It is a demonstration and test model: it has seen
+{state['tokens_seen'] / 1e6:.1f}M tokens (roberta-base saw ~2T), so it knows common English words, syntax and the
+vocabulary of its sources, not the world. Do not use it for anything that matters.
+
+{note}
+
+## Model
+
+| | |
+|---|---|
+| architecture | `RobertaForMaskedLM` (transformers-compatible: same keys, same files) |
+| layers / hidden / heads / FFN | {cfg['num_hidden_layers']} / {cfg['hidden_size']} / {cfg['num_attention_heads']} / {cfg['intermediate_size']} |
+| vocabulary | {cfg['vocab_size']} byte-level BPE tokens (`<s>`=0 `<pad>`=1 `</s>`=2 `<unk>`=3, `<mask>` last) |
+| positions | max_position_embeddings {cfg['max_position_embeddings']} = 128 usable tokens + padding_idx + 1 |
+| type_vocab_size / layer_norm_eps | {cfg['type_vocab_size']} / {cfg['layer_norm_eps']} |
+| parameters | {state['parameters'] / 1e6:.2f}M (decoder tied to the word embeddings) |
+| files | weights stored in fp16 (`config.json` says float32: `from_pretrained` upcasts for CPU); folder {size / 1e6:.1f} MB |
+
+## Data
+
+Freely licensed English text from Debian bookworm packages (`apt-get download` + `dpkg -x`), extracted
+to plain text by `scripts/embedded_corpus.py` with the standard library only: R's serialized
+lazy-load database (Austen), the SWORD zText module's OSIS XML with footnotes and headings dropped
+(Bible), and the HTML manuals via `html.parser` with navigation, code blocks and lines that are not prose
+(fewer than 4 words or under 75% letters) dropped. One paragraph per line. A document is a chapter (Austen,
+Bible) or an HTML page (manuals); the held-out slice is ~1% of the documents of each source (smallest SHA-1
+of the document id), never seen by the tokenizer trainer or the model. Licenses are from each package's
+`/usr/share/doc/PKG/copyright`.
+
+| source | package | license | documents | train text | held out |
+|---|---|---|---|---|---|
+{src_rows}
+
+Total: {train_mb:.1f} MB of training text, {held_kb:.0f} kB held out.
+
+## Recipe (RoBERTa's, at small scale)
+
+* Tokenizer: byte-level BPE, {cfg['vocab_size']} tokens, min frequency 2, trained on the training split
+  (`roberta.training.tokenizer_training.train_bpe_tokenizer`).
+* Objective: masked LM only (no NSP, no token types); dynamic masking, a fresh mask each time a block is
+  drawn: 15% of tokens, of which 80% `<mask>`, 10% random, 10% unchanged (`DataCollatorForLanguageModeling`).
+* Data: FULL-SENTENCES packing: every paragraph ends with `</s>`, the stream is cut into `<s> … </s>`
+  blocks of {state['block_size']} tokens that cross document boundaries (`roberta.training.data.PackedDataset`).
+* Optimizer: AdamW, betas (0.9, 0.98), eps 1e-6, weight decay 0.01 (not on biases/LayerNorm), gradient
+  clipping 1.0, dropout 0.1 (hidden and attention).
+* Schedule: peak lr {state['peak_lr']}, linear warmup over {state['warmup_steps']} steps, then linear decay to 0
+  over the wall-clock time left in a {state['budget_s'] / 60:.0f}-minute budget (the step rate of a shared CPU
+  drifts; decaying by time makes the run end on schedule, fully decayed).
+* Batch {state['batch_size']} blocks x {state['block_size']} tokens = {state['batch_size'] * state['block_size']} tokens per step;
+  {state['steps']} steps, {state['tokens_seen'] / 1e6:.1f}M tokens seen (~{state['tokens_seen'] / (train_mb * 1e6 / 4.05):.1f} passes over
+  the training text; 1 token ≈ 4 bytes here); {'bf16 autocast' if state['bf16'] else 'fp32'}, seed {state['seed']}.
+* Trainer: `roberta.training.pretrain` (our Trainer, our `RobertaForMaskedLM` with sparse MLM logits).
+* Time and machine: {hours:.2f} h on {machine}.
+
+## Held-out evaluation
+
+`scripts/embedded_eval.py` on the held-out slice, with the exported (fp16-stored, fp32-loaded) model,
+packed as in training and masked by our collator at 15% with seed 0 (so every run sees the same masks).
+Accuracy and top-5 are over the masked positions; perplexity = exp(mean cross-entropy at those positions).
+The unigram baseline predicts the held-out text's own token frequencies (add-one smoothed; it knows the
+held-out distribution, so it is optimistic); its accuracy is that of always guessing the most frequent token.
+
+| slice | masked tokens | accuracy | top-5 | perplexity | unigram accuracy | unigram perplexity |
+|---|---|---|---|---|---|---|
+{eval_rows}
+
+## Fill-mask
+
+Top-5 for `{ev.get('fill_mask_text', 'I love using <mask> for NLP tasks!')}`:
+
+| rank | token | probability |
+|---|---|---|
+{fill_rows}
+
+## Rebuild
+
+`WORK=/tmp/embed PYTHON=.venv/bin/python scripts/build_embedded_model.sh` downloads the packages, extracts
+the text, trains the tokenizer, pretrains (BUDGET_S seconds), exports into `src/roberta/embedded/model/`,
+evaluates and rewrites this card. Results differ run to run with the machine's load (the budget is time).
+"""
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--work", required=True, type=Path)
+    ap.add_argument("--model", required=True, type=Path)
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--machine", default=f"a {os.cpu_count()}-core CPU shared with other jobs (no GPU)")
+    ap.add_argument("--note", default="")
+    args = ap.parse_args(argv)
+    text = render(args.work, args.model, args.machine, args.note)
+    tmp = args.out.with_suffix(".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, args.out)
+    print(f"wrote {args.out}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
