@@ -56,10 +56,6 @@ def resolve_file(
             local_files_only=offline,
             token=token,
         )
-    except EntryNotFoundError:
-        if required:
-            raise ResolveError(f"{filename} not found in hub repo {path_or_id!r} (revision {revision or 'main'})") from None
-        return None
     except LocalEntryNotFoundError:
         if not required and _repo_cached(path_or_id, cache_dir, revision):
             return None
@@ -69,6 +65,10 @@ def resolve_file(
                 f"{filename} of {path_or_id!r} is not in the local hub cache and {where}. "
                 f"Pass a local folder, or download it first."
             ) from None
+        return None
+    except EntryNotFoundError:  # after LocalEntryNotFoundError, which subclasses it
+        if required:
+            raise ResolveError(f"{filename} not found in hub repo {path_or_id!r} (revision {revision or 'main'})") from None
         return None
     except RepositoryNotFoundError:
         raise ResolveError(f"{path_or_id!r} is not a local folder and no hub repo of that name was found") from None
