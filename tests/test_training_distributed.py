@@ -1,0 +1,103 @@
+"""DDP on CPU with 2 gloo processes: ranks stay identical and match one process with the same global batch.
+
+Sequence classification with dropout off: no randomness, so the runs must agree to float tolerance.
+"""
+from __future__ import annotations
+
+import os
+import socket
+
+import pytest
+import torch
+import torch.multiprocessing as mp
+
+from test_training_helpers import tiny_config
+
+VOCAB = 120
+STEPS = 4
+
+
+def _dataset():
+    g = torch.Generator().manual_seed(0)
+    data = []
+    for i in range(48):
+        n = int(torch.randint(6, 20, (1,), generator=g))
+        ids = [0] + torch.randint(4, VOCAB - 1, (n,), generator=g).tolist() + [2]
+        data.append({"input_ids": ids, "attention_mask": [1] * len(ids), "labels": int(ids[1] % 3)})
+    return data
+
+
+class _Tok:  # what DataCollatorWithPadding needs from a tokenizer
+    pad_token_id = 1
+    padding_side = "right"
+
+
+def _train(output_dir, batch_size, grad_accum=1):
+    from roberta.modeling import RobertaForSequenceClassification
+    from roberta.training.collator import DataCollatorWithPadding
+    from roberta.training.trainer import Trainer, TrainingArguments
+
+    torch.manual_seed(0)
+    model = RobertaForSequenceClassification(tiny_config(VOCAB, dropout=0.0, num_labels=3))
+    args = TrainingArguments(output_dir=str(output_dir), per_device_train_batch_size=batch_size,
+                             gradient_accumulation_steps=grad_accum, max_steps=STEPS, learning_rate=5e-3,
+                             warmup_steps=1, weight_decay=0.01, logging_steps=2, disable_tqdm=True, seed=3,
+                             save_steps=2)
+    trainer = Trainer(model, args, train_dataset=_dataset(), data_collator=DataCollatorWithPadding(_Tok()))
+    trainer.train()
+    return model, trainer
+
+
+def _initial_state():
+    from roberta.modeling import RobertaForSequenceClassification
+
+    torch.manual_seed(0)
+    return RobertaForSequenceClassification(tiny_config(VOCAB, dropout=0.0, num_labels=3)).state_dict()
+
+
+def _worker(rank, world_size, port, output_dir, result_dir):
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), RANK=str(rank), WORLD_SIZE=str(world_size),
+                      LOCAL_RANK=str(rank))
+    torch.set_num_threads(1)
+    try:
+        model, trainer = _train(output_dir, batch_size=4, grad_accum=2)
+        torch.save(model.state_dict(), os.path.join(result_dir, f"rank{rank}.pt"))
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_gloo_processes_match_one_process(tmp_path):
+    if not torch.distributed.is_available():
+        pytest.skip("torch.distributed is not available in this build")
+    mp.spawn(_worker, args=(2, _free_port(), str(tmp_path / "ddp"), str(tmp_path)), nprocs=2, join=True)
+    rank0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    rank1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    for name in rank0:
+        assert torch.equal(rank0[name], rank1[name]), f"ranks diverged at {name}"
+    # one process, same global batch (2 ranks x 4 x 2 accumulation = 16)
+    single, _ = _train(tmp_path / "single", batch_size=16)
+    initial = _initial_state()
+    moved = 0
+    for name, value in single.state_dict().items():
+        torch.testing.assert_close(rank0[name], value, rtol=0, atol=1e-5, msg=name)
+        moved += int(not torch.equal(value, initial[name]))
+    assert moved > 10, "training did not change the weights: the comparison would be vacuous"
+    # only rank 0 wrote: one log (no duplicated lines) and the checkpoint with both ranks' RNG states
+    log = (tmp_path / "ddp" / "train_log.jsonl").read_text().splitlines()
+    assert len(log) == STEPS // 2
+    rng = torch.load(tmp_path / "ddp" / "checkpoint-2" / "rng_state.pt", weights_only=True)
+    assert len(rng) == 2
+
+
+def test_split_into_micro_batches_matches_one_batch(tmp_path):
+    """Gradient accumulation 4 x 4 gives the same update as one batch of 16 (mean over the whole batch)."""
+    accumulated, _ = _train(tmp_path / "a", batch_size=4, grad_accum=4)
+    whole, _ = _train(tmp_path / "b", batch_size=16)
+    for (name, a), b in zip(accumulated.state_dict().items(), whole.state_dict().values()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5, msg=name)
