@@ -1,0 +1,169 @@
+"""Tokenizer files: from_pretrained (through roberta.hub.resolve_file) and save_pretrained, in the layout
+transformers 4.57 reads and writes (vocab.json, merges.txt, tokenizer.json, tokenizer_config.json,
+special_tokens_map.json). Every file is written to a temp name and renamed, so a crash leaves no half file.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+
+from .added_tokens import AddedToken
+
+logger = logging.getLogger(__name__)
+
+_HUB_KWARGS = ("cache_dir", "revision", "local_files_only", "token")
+_IGNORED_CONFIG_KEYS = {"tokenizer_class", "auto_map", "name_or_path", "added_tokens_decoder", "special_tokens_map_file",
+                        "tokenizer_file", "vocab_file", "merges_file", "extra_special_tokens", "processor_class"}
+_SPECIALS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
+
+
+def _read_json(path: str, what: str):
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{what} {path!r} is not valid JSON ({e.msg} at line {e.lineno})") from None
+
+
+def load_pretrained(cls, path_or_id, init_inputs, kwargs):
+    from roberta.hub import resolve_file
+
+    hub = {k: kwargs.pop(k) for k in _HUB_KWARGS if k in kwargs}
+    kwargs.pop("force_download", None)
+    kwargs.pop("use_auth_token", None)
+    kwargs.pop("trust_remote_code", None)
+    kwargs.pop("_from_auto", None)
+
+    def find(name, required=False):
+        return resolve_file(path_or_id, name, required=required, **hub)
+
+    config_file = find("tokenizer_config.json")
+    config = _read_json(config_file, "tokenizer config") if config_file else {}
+    if not isinstance(config, dict):
+        raise ValueError(f"tokenizer config {config_file!r} must be a JSON object")
+    map_file = find("special_tokens_map.json")
+    special_map = _read_json(map_file, "special tokens map") if map_file else {}
+    files = {}
+    tokenizer_json = find("tokenizer.json") if "tokenizer_file" in cls.vocab_files_names else None
+    if tokenizer_json:
+        files["tokenizer_file"] = tokenizer_json
+    need_vocab = tokenizer_json is None
+    files["vocab_file"] = find("vocab.json", required=need_vocab)
+    files["merges_file"] = find("merges.txt", required=need_vocab)
+
+    init = {k: v for k, v in config.items() if k not in _IGNORED_CONFIG_KEYS}
+    for key, value in (special_map or {}).items():
+        if key in _SPECIALS or key == "additional_special_tokens":
+            init.setdefault(key, value)
+    for key in _SPECIALS:
+        if isinstance(init.get(key), dict):
+            init[key] = AddedToken.coerce(init[key], special=True)
+    if isinstance(init.get("additional_special_tokens"), list):
+        init["additional_special_tokens"] = [AddedToken.coerce(t, special=True) for t in init["additional_special_tokens"]]
+    if init.get("model_max_length") is None or init["model_max_length"] > 1e29:
+        init["model_max_length"] = 512  # transformers' "unknown" sentinel; RoBERTa's real limit is 512
+    # Special-token flags from added_tokens_decoder (e.g. <mask> lstrip) win over bare strings.
+    decoder = {int(i): AddedToken.coerce(t) for i, t in (config.get("added_tokens_decoder") or {}).items()}
+    by_content = {t.content: t for t in decoder.values()}
+    for key in _SPECIALS:
+        if isinstance(init.get(key), str) and init[key] in by_content:
+            init[key] = by_content[init[key]]
+    init.update(kwargs)
+    init["name_or_path"] = str(path_or_id)
+    if files.get("vocab_file") is None:
+        files.pop("vocab_file")
+        files.pop("merges_file", None)
+    tok = cls(*init_inputs, **files, **init)
+    extra = [t for _, t in sorted(decoder.items()) if t.content not in tok.added_tokens_encoder]
+    added_json = find("added_tokens.json")
+    if added_json:
+        extra += [AddedToken(c) for c, _ in sorted(_read_json(added_json, "added tokens").items(), key=lambda kv: kv[1])
+                  if c not in tok.added_tokens_encoder]
+    for t in extra:
+        tok.add_tokens([t], special_tokens=t.special)
+    return tok
+
+
+def _atomic_write(path: str, text: str) -> str:
+    directory = os.path.dirname(path) or "."
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return path
+
+
+def write_vocab_files(directory, prefix, vocab: dict, merges: list) -> tuple[str, str]:
+    directory = os.fspath(directory)
+    if not os.path.isdir(directory):
+        raise NotADirectoryError(f"save_vocabulary: {directory!r} is not a directory")
+    name = (prefix + "-") if prefix else ""
+    vocab_path = _atomic_write(os.path.join(directory, name + "vocab.json"),
+                               json.dumps(vocab, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
+    lines = ["#version: 0.2"] + [f"{a} {b}" for a, b in merges]
+    merges_path = _atomic_write(os.path.join(directory, name + "merges.txt"), "\n".join(lines) + "\n")
+    return vocab_path, merges_path
+
+
+def tokenizer_json_text(tok) -> str:
+    """tokenizer.json for the `tokenizers` library (the RobertaConverter layout)."""
+    if tok.is_fast:
+        return tok.tokenizer_json()
+    vocab, merges = tok._vocab_and_merges()
+    prefix = tok.add_prefix_space
+    state = {
+        "version": "1.0", "truncation": None, "padding": None,
+        "added_tokens": [{"id": i, **{k: v for k, v in t.to_dict().items()}} for i, t in tok.added_tokens_decoder.items()],
+        "normalizer": None,
+        "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": prefix, "trim_offsets": True, "use_regex": True},
+        "post_processor": {"type": "RobertaProcessing", "sep": [tok.sep_token, tok.sep_token_id],
+                           "cls": [tok.cls_token, tok.cls_token_id], "trim_offsets": tok.trim_offsets,
+                           "add_prefix_space": prefix},
+        "decoder": {"type": "ByteLevel", "add_prefix_space": True, "trim_offsets": True, "use_regex": True},
+        "model": {"type": "BPE", "dropout": None, "unk_token": None, "continuing_subword_prefix": "",
+                  "end_of_word_suffix": "", "fuse_unk": False, "byte_fallback": False, "ignore_merges": False,
+                  "vocab": vocab, "merges": [list(m) for m in merges]},
+    }
+    return json.dumps(state, ensure_ascii=False, indent=2)
+
+
+def save_pretrained(tok, save_directory, filename_prefix=None) -> tuple[str, ...]:
+    save_directory = os.fspath(save_directory)
+    if os.path.isfile(save_directory):
+        raise NotADirectoryError(f"save_pretrained: {save_directory!r} is a file, not a directory")
+    os.makedirs(save_directory, exist_ok=True)
+    name = (filename_prefix + "-") if filename_prefix else ""
+    config = {
+        "add_prefix_space": tok.add_prefix_space,
+        "added_tokens_decoder": {str(i): t.to_dict() for i, t in tok.added_tokens_decoder.items()},
+        **{k: v for k, v in tok.special_tokens_map.items()},
+        "clean_up_tokenization_spaces": tok.clean_up_tokenization_spaces,
+        "errors": tok.errors,
+        "extra_special_tokens": {},
+        "model_max_length": tok.model_max_length,
+        "padding_side": tok.padding_side,
+        "tokenizer_class": "RobertaTokenizer",
+        "trim_offsets": tok.trim_offsets,
+        "truncation_side": tok.truncation_side,
+    }
+    config = dict(sorted(config.items()))
+    special_map = {k: (t.to_dict() if isinstance(t, AddedToken) else t) for k, t in tok.special_tokens_map_extended.items()}
+    for v in special_map.values():
+        if isinstance(v, dict):
+            v.pop("special", None)
+    paths = [
+        _atomic_write(os.path.join(save_directory, name + "tokenizer_config.json"), json.dumps(config, indent=2, ensure_ascii=False) + "\n"),
+        _atomic_write(os.path.join(save_directory, name + "special_tokens_map.json"),
+                      json.dumps({k: ([x.to_dict() for x in v] if isinstance(v, list) else v) for k, v in special_map.items()},
+                                 indent=2, ensure_ascii=False, default=lambda o: o.to_dict()) + "\n"),
+        *tok.save_vocabulary(save_directory, filename_prefix),
+        _atomic_write(os.path.join(save_directory, name + "tokenizer.json"), tokenizer_json_text(tok)),
+    ]
+    return tuple(paths)
