@@ -48,9 +48,17 @@ class RobertaPreTrainedModel(nn.Module):
 
     # ---- construction --------------------------------------------------------------------------
     def post_init(self) -> None:
-        """Initialise every weight (transformers' scheme) and tie the LM head to the word embeddings."""
-        self.apply(self._init_weights)
+        """Initialise every weight (transformers' scheme) and tie the LM head to the word embeddings.
+
+        Modules already initialised (the inner RobertaModel initialises itself when built) are skipped, in the
+        same post-order as transformers, so a seeded build gives transformers' exact initial weights."""
+        self.apply(self._init_once)
         self.tie_weights()
+
+    def _init_once(self, module: nn.Module) -> None:
+        if not getattr(module, "_is_hf_initialized", False):
+            self._init_weights(module)
+            module._is_hf_initialized = True
 
     @torch.no_grad()
     def _init_weights(self, module: nn.Module) -> None:

@@ -34,11 +34,14 @@ class RobertaEmbeddings(nn.Module):
         super().__init__()
         self.padding_idx = config.pad_token_id
         self.word_embeddings = nn.Embedding(config.vocab_size, config.hidden_size, padding_idx=self.padding_idx)
-        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size,
-                                                padding_idx=self.padding_idx)
+        # Built twice, as transformers does (without, then with padding_idx), only so that a seeded build draws
+        # the same random numbers and gives the same initial weights as transformers.
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size)
         self.token_type_embeddings = nn.Embedding(config.type_vocab_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)  # capital L: state-dict name
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
+        self.position_embeddings = nn.Embedding(config.max_position_embeddings, config.hidden_size,
+                                                padding_idx=self.padding_idx)
         self.position_embedding_type = getattr(config, "position_embedding_type", "absolute") or "absolute"
         # Non-persistent like transformers' (not in the state dict); recreated by `_init_buffers` after a meta build.
         self.register_buffer("position_ids", torch.arange(config.max_position_embeddings).expand((1, -1)),
