@@ -24,7 +24,7 @@ CORPUS = [
 LABELS = {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC", 4: "I-LOC"}
 
 
-def train_tokenizer(out: Path, vocab_size: int = 400) -> Path:
+def train_tokenizer(out: Path, vocab_size: int = 1000) -> Path:
     """A small RoBERTa-style byte-level BPE trained on CORPUS, saved as a transformers RobertaTokenizerFast."""
     from tokenizers import ByteLevelBPETokenizer
     from transformers import RobertaTokenizerFast

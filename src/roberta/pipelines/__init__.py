@@ -105,9 +105,9 @@ def pipeline(
 
         tokenizer = AutoTokenizer.from_pretrained(os.fspath(tokenizer), use_fast=use_fast, **hub)
     if isinstance(model, (str, os.PathLike)):
-        import roberta.auto
+        from importlib import import_module
 
-        auto_class = getattr(roberta.auto, _TASKS[task][2])
+        auto_class = getattr(import_module("roberta.auto"), _TASKS[task][2])
         load_kwargs = dict(model_kwargs or {})
         if dtype is not None:
             load_kwargs["dtype"] = dtype
