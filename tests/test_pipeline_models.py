@@ -46,11 +46,12 @@ def real_tokenizer(base_dir: Path, out: Path) -> Path:
 
 
 def save_tiny_model(task: str, tokenizer_dir: Path, out: Path, *, max_positions: int = 514, seed: int = 0,
-                    num_labels: int = 5, problem_type: str | None = None, hidden: int = 32) -> Path:
+                    num_labels: int = 5, problem_type: str | None = None, hidden: int = 32, tokenizer=None) -> Path:
     """A random transformers Roberta* for `task`, saved with its tokenizer in `out`."""
     import transformers
 
-    tokenizer = transformers.AutoTokenizer.from_pretrained(str(tokenizer_dir))
+    if tokenizer is None:
+        tokenizer = transformers.AutoTokenizer.from_pretrained(str(tokenizer_dir))
     labels = {i: LABELS.get(i, f"LABEL_{i}") for i in range(num_labels)}
     config = transformers.RobertaConfig(
         vocab_size=len(tokenizer), hidden_size=hidden, num_hidden_layers=2, num_attention_heads=4,

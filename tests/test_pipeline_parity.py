@@ -30,10 +30,16 @@ def model_dirs(tokenizer_dir, tmp_path_factory):
                                          max_positions=POSITIONS, num_labels=1, problem_type="regression")
     dirs["one-label"] = save_tiny_model("text-classification", tokenizer_dir, root / "one-label",
                                         max_positions=POSITIONS, num_labels=1)
+    # one tokenizer object per side, shared by every pipeline (loading a 50k vocabulary is the slow part)
+    from roberta.auto import AutoTokenizer
+
+    _tokenizers[str(root)] = (transformers.AutoTokenizer.from_pretrained(str(tokenizer_dir)),
+                              AutoTokenizer.from_pretrained(str(tokenizer_dir)))
     return dirs
 
 
 _cache: dict = {}
+_tokenizers: dict = {}
 
 
 def both(task, path):
@@ -41,8 +47,9 @@ def both(task, path):
     key = (task, str(path))
     if key not in _cache:
         ref_task = "text-classification" if task in ("regression", "one-label") else task
-        _cache[key] = (transformers.pipeline(ref_task, model=str(path), device=-1),
-                       pipeline(ref_task, model=str(path), device=-1))
+        ref_tok, our_tok = _tokenizers[str(path.parent)]
+        _cache[key] = (transformers.pipeline(ref_task, model=str(path), tokenizer=ref_tok, device=-1),
+                       pipeline(ref_task, model=str(path), tokenizer=our_tok, device=-1))
     return _cache[key]
 
 
@@ -199,9 +206,11 @@ def test_token_classification_words_come_from_the_tokenizer(tokenizer_dir, tmp_p
     aggregation_strategy="first" Paris gets the label predicted for "("; ours labels Paris by its own first token."""
     text = "They met in (Paris) today"
     paris = text.index("Paris")
+    ref_tok = transformers.AutoTokenizer.from_pretrained(str(tokenizer_dir))
     for seed in range(12):
-        path = save_tiny_model("token-classification", tokenizer_dir, tmp_path / str(seed), max_positions=POSITIONS, seed=seed)
-        ref = transformers.pipeline("token-classification", model=str(path), device=-1)
+        path = save_tiny_model("token-classification", tokenizer_dir, tmp_path / str(seed), max_positions=POSITIONS,
+                               seed=seed, tokenizer=ref_tok)
+        ref = transformers.pipeline("token-classification", model=str(path), tokenizer=ref_tok, device=-1)
         tokens = ref(text, ignore_labels=[])
         paren = next(t for t in tokens if t["end"] == paris)
         first_of_paris = next(t for t in tokens if t["start"] == paris)
@@ -294,8 +303,8 @@ def test_feature_extraction_values_and_pooling(model_dirs):
 
 
 # ---------------------------------------------------------------------------------- construction options
-def test_device_dtype_and_max_length_options(model_dirs):
-    path = str(model_dirs["fill-mask"])
+def test_device_dtype_and_max_length_options(trained_tokenizer_dir, tmp_path):
+    path = str(save_tiny_model("fill-mask", trained_tokenizer_dir, tmp_path, max_positions=POSITIONS))
     for device in (-1, "cpu", torch.device("cpu"), "-1"):
         assert pipeline("fill-mask", model=path, device=device).device == torch.device("cpu")
     pipe = pipeline("fill-mask", model=path, device="cpu", dtype="bfloat16")
