@@ -212,3 +212,16 @@ def test_from_pretrained_and_save_pretrained_delegate(monkeypatch, tmp_path):
     ours.save_pretrained(tmp_path, safe_serialization=True)
     assert calls[0] == ("load", ours_mod.RobertaForMaskedLM, "some/id", {"dtype": torch.float16})
     assert calls[1] == ("save", ours, tmp_path, {"safe_serialization": True})
+
+
+def test_warns_once_when_padding_and_no_mask(caplog):
+    import roberta.modeling.attention as attn
+    attn._warned.discard("We strongly recommend passing in an `attention_mask` since your input_ids may be padded.")
+    ours, _ = twins("RobertaModel")
+    ids, mask = batch(padding="right")
+    with caplog.at_level("WARNING"):
+        ours(input_ids=ids, attention_mask=mask)
+        assert "attention_mask" not in caplog.text
+        ours(input_ids=ids)
+        ours(input_ids=ids)
+    assert caplog.text.count("strongly recommend passing in an `attention_mask`") == 1

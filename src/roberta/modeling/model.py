@@ -39,6 +39,15 @@ class RobertaModel(RobertaPreTrainedModel):
     def set_input_embeddings(self, value: nn.Embedding) -> None:
         self.embeddings.word_embeddings = value
 
+    def _warn_if_padding_and_no_attention_mask(self, input_ids: Tensor, attention_mask: Optional[Tensor]) -> None:
+        """Like transformers: padding at either end with no mask usually means a forgotten attention_mask."""
+        pad = self.config.pad_token_id
+        if attention_mask is not None or pad is None or input_ids.numel() == 0 or torch.jit.is_tracing() or \
+                torch.compiler.is_compiling():
+            return
+        if bool((input_ids[:, [0, -1]] == pad).any()):
+            warn_once("We strongly recommend passing in an `attention_mask` since your input_ids may be padded.")
+
     def forward(
         self,
         input_ids: Optional[Tensor] = None,
@@ -89,6 +98,7 @@ class RobertaModel(RobertaPreTrainedModel):
                                  "Add a batch dimension with input_ids[None] (or unsqueeze(0)).")
             batch, seq_len = input_ids.shape
             device = input_ids.device
+            self._warn_if_padding_and_no_attention_mask(input_ids, attention_mask)
         elif inputs_embeds is not None:
             if inputs_embeds.dim() != 3:
                 raise ValueError(f"inputs_embeds must be 3-D (batch, tokens, hidden); got {tuple(inputs_embeds.shape)}")
