@@ -5,9 +5,11 @@
 #      beyond what apt-get download itself needs for its lists; run `apt-get update` first on a fresh machine);
 #   2. extract plain English text + a ~1% held-out slice per source      (scripts/embedded_corpus.py);
 #   3. train an 8192-token byte-level BPE tokenizer                     (roberta.training.tokenizer_training);
-#   4. pretrain a 4-layer, 256-wide RoBERTa on a wall-clock budget       (scripts/embedded_pretrain.py);
-#   5. evaluate on the held-out slice (15% masking, seed 0)             (scripts/embedded_eval.py);
-#   6. export (fp16 weights, model_max_length 128) into the package      (scripts/embedded_export.py).
+#   4. pretrain a 4-layer, 256-wide RoBERTa on a wall-clock budget       (roberta.training.pretrain via
+#      scripts/embedded_pretrain.py);
+#   5. export (fp16 weights, model_max_length 128) into the package      (scripts/embedded_export.py);
+#   6. evaluate it on the held-out slice (15% masking, seed 0)          (scripts/embedded_eval.py);
+#   7. rewrite src/roberta/embedded/MODEL_CARD.md from the figures       (scripts/embedded_card.py).
 #
 # Environment: WORK (default /work/embed-build; never inside the repo: the corpus is not committed),
 # PYTHON (default: python on PATH), BUDGET_S (pretraining seconds, default 2100), THREADS (default 2),
@@ -44,7 +46,8 @@ echo "== 4. pretraining for ${BUDGET_S}s -> $WORK/checkpoint"
 # shellcheck disable=SC2086
 "$PYTHON" scripts/embedded_pretrain.py --train "$WORK/corpus/train.txt" --tokenizer "$WORK/tokenizer" \
     --out "$WORK/checkpoint" --cache-dir "$WORK/cache" --budget-s "$BUDGET_S" --threads "$THREADS" \
-    --batch-size 32 --block-size 128 --lr 8e-4 --warmup-steps 150 $EXTRA_PRETRAIN_ARGS | tee "$WORK/pretrain.log"
+    --batch-size 32 --block-size 128 --lr 8e-4 --warmup-steps 150 --snapshot-every 600 $EXTRA_PRETRAIN_ARGS \
+    | tee "$WORK/pretrain.log"
 
 echo "== 5. export -> $DEST"
 "$PYTHON" scripts/embedded_export.py "$WORK/checkpoint" "$DEST"
@@ -53,5 +56,7 @@ echo "== 6. held-out evaluation of the exported model -> $WORK/eval.json"
 "$PYTHON" scripts/embedded_eval.py "$DEST" "$WORK"/corpus/heldout_*.txt --per-file --seed 0 \
     --json "$WORK/eval.json"
 cp "$WORK/checkpoint/training_state.json" "$WORK/training_state.json"
+
+echo "== 7. model card"
+"$PYTHON" scripts/embedded_card.py --work "$WORK" --model "$DEST" --out "$REPO/src/roberta/embedded/MODEL_CARD.md"
 du -sh "$DEST"
-echo "done: update src/roberta/embedded/MODEL_CARD.md with $WORK/eval.json and $WORK/training_state.json"

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 import time
 from pathlib import Path
@@ -62,6 +63,27 @@ class WallClockBudget:
             raise StopTraining
 
 
+class AdaptiveThreads:
+    """Trainer callback: 1 intra-op thread while the machine is oversubscribed, `max_threads` when it is not.
+
+    On a 2-core machine shared with other jobs (load average 5-9), two OpenMP threads spend their time
+    waiting for each other at every barrier: a step measured 10 s with 2 threads and 3-5 s with 1.
+    """
+
+    def __init__(self, max_threads: int, every: int = 10):
+        self.max_threads, self.every, self.calls = max_threads, every, 0
+
+    def __call__(self, trainer) -> None:
+        self.calls += 1
+        if self.calls % self.every:
+            return
+        busy = os.getloadavg()[0] > (os.cpu_count() or 1) + 0.5
+        want = 1 if busy else self.max_threads
+        if torch.get_num_threads() != want:
+            torch.set_num_threads(want)
+            log.info("load %.1f: %d intra-op thread(s)", os.getloadavg()[0], want)
+
+
 def load_tokenizer(folder: str, max_len: int):
     try:
         from roberta.tokenization import RobertaTokenizerFast
@@ -91,7 +113,7 @@ def main(argv=None) -> int:
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast on CPU")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
-    torch.set_num_threads(args.threads)
+    torch.set_num_threads(args.threads if os.getloadavg()[0] <= (os.cpu_count() or 1) else 1)
 
     from roberta.config import RobertaConfig
     from roberta.training import pretrain
@@ -109,7 +131,8 @@ def main(argv=None) -> int:
         [Path(f) for f in args.train], tokenizer, args.out, config=config, max_seq_len=args.block_size,
         batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, max_steps=10**7,
         weight_decay=0.01, max_grad_norm=1.0, seed=args.seed, bf16=args.bf16, log_every=25,
-        cache_dir=args.cache_dir, device="cpu", show_progress=False, callbacks=[budget],
+        cache_dir=args.cache_dir, device="cpu", show_progress=False,
+        callbacks=[budget, AdaptiveThreads(args.threads)],
     )
     seconds = time.time() - budget.start
     steps = metrics["global_step"]
