@@ -158,3 +158,23 @@ def test_attn_implementation_and_config_overrides(tmp_path):
         cls.from_pretrained(tmp_path, bogus=1)
     config = cls.config_class.from_pretrained(tmp_path, num_labels=3)
     assert cls.from_pretrained(tmp_path, config=config).classifier.out_proj.out_features == 3
+
+
+def test_loaded_weights_are_private_and_resave_in_place_is_safe(tmp_path):
+    """Parameters may be views of a copy-on-write map of model.safetensors: writes must not reach the file,
+    and saving back into the same folder must not disturb the model that is still using the old file."""
+    ref = theirs("RobertaForMaskedLM")
+    ref.save_pretrained(tmp_path)
+    before = (tmp_path / "model.safetensors").read_bytes()
+    model = ours_cls("RobertaForMaskedLM").from_pretrained(tmp_path)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    assert (tmp_path / "model.safetensors").read_bytes() == before
+    model.save_pretrained(tmp_path)  # same folder the weights are mapped from
+    again = ours_cls("RobertaForMaskedLM").from_pretrained(tmp_path)
+    batch = inputs("RobertaForMaskedLM")
+    assert_same_outputs(again, model, batch)
+    with torch.no_grad():  # the first model still reads its (old, now unlinked) mapping fine
+        torch.testing.assert_close(model.roberta.embeddings.word_embeddings.weight,
+                                   ref.roberta.embeddings.word_embeddings.weight + 1.0)

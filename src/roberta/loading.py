@@ -88,13 +88,15 @@ def _prefix_rules(prefix: str, model_keys, ckpt_keys) -> list[tuple[str, str]]:
 
 # ---- reading weight files -------------------------------------------------------------------------------
 def read_safetensors(path: str, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
-    """Read a .safetensors file straight into fresh CPU tensors (floating ones cast to `dtype`).
+    """Read a .safetensors file into CPU tensors (floating ones cast to `dtype`).
 
-    Plain reads instead of a memory map: the file's pages are not kept resident next to the tensors, so
-    peak memory is one copy of the weights (plus one tensor while casting).
+    Tensors that need no cast are views of a private (copy-on-write) memory map of the file, as in
+    transformers: loading reads nothing up front, pages come in on first use and are shared with the page
+    cache, and writing to a parameter never touches the file. Our saves replace files (os.replace) rather
+    than rewrite them, so re-saving into the folder a model was loaded from is safe.
     """
     size = os.path.getsize(path)
-    with open(path, "rb", buffering=0) as f:
+    with open(path, "rb") as f:
         head = f.read(8)
         header_len = int.from_bytes(head, "little") if len(head) == 8 else -1
         if header_len < 0 or 8 + header_len > size:
@@ -103,36 +105,31 @@ def read_safetensors(path: str, dtype: torch.dtype | None = None) -> dict[str, t
             header = json.loads(f.read(header_len))
         except (json.JSONDecodeError, UnicodeDecodeError) as err:
             raise CheckpointError(f"{path} is corrupt: its safetensors header is not valid JSON ({err})") from None
-        header.pop("__metadata__", None)
-        base = 8 + header_len
-        data_end = max((info["data_offsets"][1] for info in header.values()), default=0)
-        if base + data_end > size:
-            raise CheckpointError(
-                f"{path} is truncated: its header describes {base + data_end} bytes but the file has {size} "
-                f"(an interrupted download or copy?)"
-            )
-        out = {}
-        for name, info in sorted(header.items(), key=lambda item: item[1]["data_offsets"][0]):  # sequential reads
-            begin, end = info["data_offsets"]
-            if info["dtype"] not in _ST_DTYPES:
-                raise CheckpointError(f"{path}: tensor {name} has unsupported dtype {info['dtype']}")
-            buf = torch.empty(end - begin, dtype=torch.uint8)
-            f.seek(base + begin)
-            _read_into(f, memoryview(buf.numpy()), path)
-            tensor = buf.view(_ST_DTYPES[info["dtype"]]).reshape(info["shape"])
-            if dtype is not None and tensor.is_floating_point() and tensor.dtype != dtype:
-                tensor = tensor.to(dtype)
-            out[name] = tensor
+    header.pop("__metadata__", None)
+    base = 8 + header_len
+    data_end = max((info["data_offsets"][1] for info in header.values()), default=0)
+    if base + data_end > size:
+        raise CheckpointError(
+            f"{path} is truncated: its header describes {base + data_end} bytes but the file has {size} "
+            f"(an interrupted download or copy?)"
+        )
+    storage = torch.UntypedStorage.from_file(path, shared=False, nbytes=size) if size else None
+    out = {}
+    for name, info in header.items():
+        if info["dtype"] not in _ST_DTYPES:
+            raise CheckpointError(f"{path}: tensor {name} has unsupported dtype {info['dtype']}")
+        src = _ST_DTYPES[info["dtype"]]
+        begin, end = info["data_offsets"]
+        itemsize = torch.empty(0, dtype=src).element_size()
+        if (base + begin) % itemsize == 0:
+            tensor = torch.empty(0, dtype=src).set_(storage, (base + begin) // itemsize, info["shape"])
+        else:  # misaligned (hand-written file): copy the bytes out
+            raw = torch.empty(0, dtype=torch.uint8).set_(storage, base + begin, (end - begin,))
+            tensor = raw.clone().view(src).reshape(info["shape"])
+        if dtype is not None and tensor.is_floating_point() and tensor.dtype != dtype:
+            tensor = tensor.to(dtype)
+        out[name] = tensor
     return out
-
-
-def _read_into(f, view: memoryview, path: str) -> None:
-    done = 0
-    while done < len(view):  # one read() returns at most ~2 GiB on Linux
-        n = f.readinto(view[done:])
-        if not n:
-            raise CheckpointError(f"{path} ended early while reading tensor data (truncated file)")
-        done += n
 
 
 def read_torch_bin(path: str, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
@@ -274,6 +271,33 @@ def _prepare_config(cls, path_or_id, config, attn_implementation, hub, overrides
     return config, unused
 
 
+_INIT_FILLS = {torch.Tensor.normal_, torch.Tensor.uniform_, torch.Tensor.random_, torch.Tensor.bernoulli_,
+               torch.Tensor.exponential_, torch.Tensor.cauchy_, torch.Tensor.log_normal_, torch.Tensor.geometric_,
+               torch.Tensor.zero_, torch.Tensor.fill_}
+
+
+class _SkipInitOnMeta(torch.overrides.TorchFunctionMode):
+    """While building on the meta device, in-place init fills (normal_, uniform_, zero_, fill_...) are skipped
+    and `torch.arange` runs on the CPU.
+
+    The values would be replaced by the checkpoint anyway, and torch runs random fills on meta tensors
+    through its decomposition machinery, which costs more than the whole load (and ~75 MB of imports).
+    Torch function modes are thread-local, so this affects only the build inside the `with` block.
+    """
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        is_init = func in _INIT_FILLS or getattr(func, "__module__", None) == "torch.nn.init"  # nn.init.normal_ etc.
+        target = args[0] if args else kwargs.get("tensor")
+        if is_init and isinstance(target, torch.Tensor) and target.is_meta:
+            return target
+        if func is torch.arange and kwargs.get("device") is None:
+            # position-id buffers: arange on meta goes through sympy-backed decompositions (~40 MB, seconds
+            # on first use); a small CPU arange moved to meta has the same shape and dtype.
+            return func(*args, **kwargs, device="cpu").to("meta")
+        return func(*args, **kwargs)
+
+
 def _tied_groups(model: nn.Module) -> list[list[str]]:
     """Names that are one shared Parameter in the freshly built model, canonical (non-alias) name first."""
     by_id = defaultdict(list)
@@ -372,7 +396,7 @@ def load_model(cls, pretrained_model_name_or_path, *model_args, config=None, dty
     if target_dtype is None:  # "auto" without a dtype in config.json: the first floating tensor decides
         target_dtype = next((t.dtype for t in state.values() if t.is_floating_point()), torch.get_default_dtype())
 
-    with torch.device("meta"):
+    with torch.device("meta"), _SkipInitOnMeta():
         model = cls(config)
     model.to(dtype=target_dtype)  # free on meta; sets the dtype of the params we will materialise
     expected = model.state_dict(keep_vars=True)
