@@ -225,3 +225,15 @@ def test_warns_once_when_padding_and_no_mask(caplog):
         ours(input_ids=ids)
         ours(input_ids=ids)
     assert caplog.text.count("strongly recommend passing in an `attention_mask`") == 1
+
+
+def test_enable_input_require_grads_and_footprint():
+    ours, theirs = twins("RobertaForSequenceClassification")
+    assert ours.get_memory_footprint() == theirs.get_memory_footprint()
+    ours.requires_grad_(False)
+    ours.enable_input_require_grads()
+    ids, mask = batch()
+    out = ours(input_ids=ids, attention_mask=mask)
+    assert out.logits.requires_grad
+    ours.disable_input_require_grads()
+    assert not ours(input_ids=ids, attention_mask=mask).logits.requires_grad

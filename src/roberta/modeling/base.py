@@ -216,6 +216,27 @@ class RobertaPreTrainedModel(nn.Module):
         return sum(p.numel() for p in self.parameters()
                    if id(p) not in skip and (p.requires_grad or not only_trainable))
 
+    def get_memory_footprint(self, return_buffers: bool = True) -> int:
+        """Bytes held by parameters (and buffers)."""
+        tensors = list(self.parameters()) + (list(self.buffers()) if return_buffers else [])
+        return sum(t.numel() * t.element_size() for t in tensors)
+
+    @property
+    def name_or_path(self) -> str:
+        return getattr(self.config, "name_or_path", "") or ""
+
+    def enable_input_require_grads(self) -> None:
+        """Make the embedding output require grad (PEFT adapters + gradient checkpointing need it)."""
+        def hook(module, inputs, output):
+            output.requires_grad_(True)
+        self._require_grads_hook = self.get_input_embeddings().register_forward_hook(hook)
+
+    def disable_input_require_grads(self) -> None:
+        handle = getattr(self, "_require_grads_hook", None)
+        if handle is not None:
+            handle.remove()
+            self._require_grads_hook = None
+
     @property
     def base_model(self) -> nn.Module:
         return getattr(self, self.base_model_prefix, self)
