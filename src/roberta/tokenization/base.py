@@ -77,7 +77,7 @@ class RobertaTokenizerBase:
                  unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", add_prefix_space=False, trim_offsets=True,
                  model_max_length=512, padding_side="right", truncation_side="right",
                  clean_up_tokenization_spaces=False, additional_special_tokens=None, name_or_path="",
-                 model_input_names=None, **kwargs):
+                 model_input_names=None, added_tokens_decoder=None, **kwargs):
         """model_max_length defaults to 512 (roberta-base's limit), never transformers' 1e30 "unknown" sentinel,
         so truncation=True and padding='max_length' work on files without a tokenizer_config.json."""
         if padding_side not in ("right", "left") or truncation_side not in ("right", "left"):
@@ -99,7 +99,13 @@ class RobertaTokenizerBase:
                                (bos_token, eos_token, unk_token, sep_token, pad_token, cls_token, mask_token)):
             self._set_special(attr, value)
         self._additional = [AddedToken.coerce(t, special=True) for t in (additional_special_tokens or [])]
-        self._add_tokens([t for t in self.all_special_tokens_extended], special=True)
+        # Saved added tokens first, in id order, so a reload gives each its saved id.
+        for tid, tok in sorted((added_tokens_decoder or {}).items()):
+            tok = AddedToken.coerce(tok)
+            self._add_tokens([tok], special=tok.special)
+            if self._added_ids.get(tok.content) != int(tid):
+                logger.warning("added token %r got id %s, not its saved id %s", tok.content, self._added_ids.get(tok.content), tid)
+        self._add_tokens([t for t in self.all_special_tokens_extended if t.content not in self._added_ids], special=True)
 
     # special tokens ----------------------------------------------------------------------------------
     def _set_special(self, attr: str, value) -> None:
@@ -327,6 +333,8 @@ class RobertaTokenizerBase:
             text, text_pair = [x[0] for x in text], [x[1] for x in text]  # a batch of (text, text_pair)
         batched, first = _check_texts(text, is_split_into_words, "text")
         second = None
+        if text_pair == "" and isinstance(text, str):
+            text_pair = None  # transformers encodes a single text when the pair is an empty string
         if text_pair is not None:
             batched_b, second = _check_texts(text_pair, is_split_into_words, "text_pair")
             if batched != batched_b or len(first) != len(second):
@@ -415,8 +423,9 @@ class RobertaTokenizerBase:
         if overflow:
             dict.__setitem__(enc, "overflow_to_sample_mapping", sample_of)
         if not batched and return_tensors is None and not overflow:
-            for k in list(enc.keys()):
-                dict.__setitem__(enc, k, enc[k][0])
+            for k in list(enc.keys()):  # like transformers: only per-token lists lose the batch axis
+                if enc[k] and isinstance(enc[k][0], list):
+                    dict.__setitem__(enc, k, enc[k][0])
         return enc.convert_to_tensors(return_tensors)
 
     def _assemble_outputs(self, rows, id_rows, pad, max_length, multiple, side, want_types, want_attention,

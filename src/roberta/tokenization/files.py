@@ -75,15 +75,13 @@ def load_pretrained(cls, path_or_id, init_inputs, kwargs):
     if files.get("vocab_file") is None:
         files.pop("vocab_file")
         files.pop("merges_file", None)
-    tok = cls(*init_inputs, **files, **init)
-    extra = [t for _, t in sorted(decoder.items()) if t.content not in tok.added_tokens_encoder]
     added_json = find("added_tokens.json")
-    if added_json:
-        extra += [AddedToken(c) for c, _ in sorted(_read_json(added_json, "added tokens").items(), key=lambda kv: kv[1])
-                  if c not in tok.added_tokens_encoder]
-    for t in extra:
-        tok.add_tokens([t], special_tokens=t.special)
-    return tok
+    if added_json:  # legacy slow-tokenizer file {content: id}
+        for content, tid in _read_json(added_json, "added tokens").items():
+            if content not in by_content:
+                decoder[int(tid)] = AddedToken(content)
+    init.setdefault("added_tokens_decoder", decoder)
+    return cls(*init_inputs, **files, **init)
 
 
 def _atomic_write(path: str, text: str) -> str:

@@ -14,29 +14,26 @@ from .base import RobertaTokenizerBase
 from .bpe import PRETOKENIZE, BytePairEncoder, read_merges, read_vocab
 
 _FINDALL, _FINDITER = PRETOKENIZE.findall, PRETOKENIZE.finditer
-_LEAD = regex.compile(r"[\p{White_Space}Ġ]*")
-_TRAIL = regex.compile(r"[\p{White_Space}Ġ]+$")
-_SPACELIKE = regex.compile(r"[\p{White_Space}Ġ]")
+# Chars Rust's offset trimming treats as spaces: the byte-mapped space 'Ġ' and Unicode White_Space.
+_SPACES = frozenset("Ġ" + "".join(regex.findall(r"\p{White_Space}", "".join(map(chr, range(0x3001))))))
 
 
-def trim_offsets(tokens: list[str], offsets: list[tuple[int, int]], add_prefix_space: bool) -> list[tuple[int, int]]:
-    """Drop leading/trailing spaces from offsets like Rust's byte_level::process_offsets: a token's
-    leading 'Ġ'/whitespace chars move its start right, unless it is the sequence's first token (or starts
-    at 0) and carries exactly the one space add_prefix_space put there."""
-    out = []
-    for i, (tok, (s, e)) in enumerate(zip(tokens, offsets)):
-        if tok and (_SPACELIKE.match(tok[0]) or _SPACELIKE.match(tok[-1])):
-            lead = _LEAD.match(tok).end()
-            trail_m = _TRAIL.search(tok)
-            trail = len(trail_m.group()) if trail_m else 0
-            if lead:
-                if (i == 0 or s == 0) and add_prefix_space and lead == 1:
-                    lead = 0
-                s = min(s + lead, e)
-            if trail and e >= trail:
-                e = max(e - trail, s)
-        out.append((s, e))
-    return out
+def _trim(tok: str, s: int, e: int, first: bool, add_prefix_space: bool) -> tuple[int, int]:
+    """Rust byte_level::process_offsets for one token: leading spaces move the start right (unless this is
+    the first token carrying the single space add_prefix_space put there), trailing ones move the end left."""
+    n, lead = len(tok), 0
+    while lead < n and tok[lead] in _SPACES:
+        lead += 1
+    trail = 0
+    while trail < n and tok[n - 1 - trail] in _SPACES:
+        trail += 1
+    if lead:
+        if first and add_prefix_space and lead == 1:
+            lead = 0
+        s = min(s + lead, e)
+    if trail and e >= trail:
+        e = max(e - trail, s)
+    return s, e
 
 
 class SlowEncoding:
@@ -80,6 +77,7 @@ class RobertaTokenizer(RobertaTokenizerBase):
         self._bpe.ranks = self.bpe_ranks
         self._splitter = AddedTokenSplitter({})
         self._first_chars = frozenset()
+        self._layout_cache: dict[str, tuple[list[str], list[tuple[int, int]]]] = {}
         super().__init__(errors=errors, bos_token=bos_token, eos_token=eos_token, sep_token=sep_token,
                          cls_token=cls_token, unk_token=unk_token, pad_token=pad_token, mask_token=mask_token,
                          add_prefix_space=add_prefix_space, **kwargs)
@@ -151,26 +149,46 @@ class RobertaTokenizer(RobertaTokenizerBase):
 
     def _details(self, text, prefix: bool, pretok: bool):
         if not pretok:
-            toks, offs, wids = self._details_one(text, prefix)
-        else:
-            toks, offs, wids = [], [], []
-            for w, word in enumerate(text):
-                t, o, _ = self._details_one(word, True)
-                toks += t
-                offs += o
-                wids += [w] * len(t)
-            prefix = True
-        if self.trim_offsets:
-            offs = trim_offsets(toks, offs, prefix)
+            return self._details_one(text, prefix, prefix)
+        toks, offs, wids = [], [], []
+        for w, word in enumerate(text):
+            t, o, _ = self._details_one(word, True, True)
+            toks += t
+            offs += o
+            wids += [w] * len(t)
         return toks, offs, wids
 
-    def _details_one(self, text: str, prefix: bool):
-        """Token strings, untrimmed char offsets and word ids (one per regex piece or added token)."""
+    def _piece_layout(self, piece: str):
+        """(token strings, char spans within the piece) of one pre-token; cached like the ids."""
+        hit = self._layout_cache.get(piece)
+        if hit is None:
+            decoder, unk = self.decoder, self.unk_token or ""
+            toks = [decoder.get(i, unk) for i in self._bpe.ids(piece)]
+            if len(toks) == 1:
+                spans = [(0, len(piece))]
+            else:
+                char_of_byte = None if piece.isascii() else [
+                    ci for ci, ch in enumerate(piece) for _ in range(len(ch.encode("utf-8")))]
+                spans, b = [], 0
+                for t in toks:
+                    b0, b = b, min(b + len(t), len(char_of_byte or piece))
+                    spans.append((b0, b) if char_of_byte is None else (char_of_byte[b0], char_of_byte[b - 1] + 1))
+            hit = (toks, spans)
+            if len(self._layout_cache) < 200_000:
+                self._layout_cache[piece] = hit
+        return hit
+
+    def _details_one(self, text: str, prefix: bool, trim_prefix: bool):
+        """Token strings, char offsets (trimmed like Rust's post-processor) and word ids (one word per regex
+        piece or added token) of one text."""
         toks, offs, wids, word = [], [], [], 0
-        decoder, unk = self.decoder, self.unk_token or ""
+        trim, layout = self.trim_offsets, self._piece_layout
         for s, e, tid in self._segments(text):
             if tid is not None:
-                toks.append(text[s:e])
+                t = text[s:e]
+                if trim:
+                    s, e = _trim(t, s, e, not toks or s == 0, trim_prefix)
+                toks.append(t)
                 offs.append((s, e))
                 wids.append(word)
                 word += 1
@@ -181,18 +199,17 @@ class RobertaTokenizer(RobertaTokenizerBase):
                 seg = " " + seg
             shift = s - 1 if pre else s
             for m in _FINDITER(seg):
-                piece, p0 = m.group(), m.start()
-                ptoks = [decoder.get(i, unk) for i in self._bpe.ids(piece)]
-                char_of_byte = None if piece.isascii() else [
-                    ci for ci, ch in enumerate(piece) for _ in range(len(ch.encode("utf-8")))]
-                b = 0
-                for t in ptoks:
-                    b0, b = b, b + len(t)
-                    c0, c1 = (b0, b) if char_of_byte is None else (char_of_byte[b0], char_of_byte[b - 1] + 1)
+                p0 = m.start()
+                ptoks, spans = layout(m.group())
+                for t, (c0, c1) in zip(ptoks, spans):
                     c0, c1 = c0 + p0, c1 + p0
                     # A prepended space is aligned to the segment's first char, as in Rust's NormalizedString.
-                    offs.append((s if pre and c0 == 0 else c0 + shift, s + 1 if pre and c1 == 1 else c1 + shift))
+                    o0 = s if pre and c0 == 0 else c0 + shift
+                    o1 = s + 1 if pre and c1 == 1 else c1 + shift
+                    if trim and (t[0] in _SPACES or t[-1] in _SPACES):
+                        o0, o1 = _trim(t, o0, o1, not toks or o0 == 0, trim_prefix)
                     toks.append(t)
+                    offs.append((o0, o1))
                     wids.append(word)
                 word += 1
         return toks, offs, wids
