@@ -110,6 +110,7 @@ def test_dtype_argument(tmp_path, dtype):
     want = getattr(torch, dtype) if isinstance(dtype, str) else dtype
     assert {p.dtype for p in model.parameters()} == {want} and model.config.dtype == want
     assert model.roberta.embeddings.position_ids.dtype == torch.long
+    assert model.lm_head.decoder.weight is model.roberta.embeddings.word_embeddings.weight  # still tied after the cast
     torch.testing.assert_close(model.roberta.embeddings.word_embeddings.weight, ref.roberta.embeddings.word_embeddings.weight.to(want))
 
 

@@ -364,6 +364,66 @@ def _summarize(kind: str, keys: list[str], level: int, message: str) -> None:
     logger.debug("%s, per key: %s", kind, ", ".join(keys))
 
 
+def _align_keys(model, state, expected, groups) -> tuple[dict, list[str]]:
+    """Rename checkpoint keys to the model's (legacy table + prefix rule), store each tied tensor under its
+    canonical name, and split off the keys the model has no place for (returned as `unexpected`)."""
+    prefix = getattr(model, "base_model_prefix", "")
+    renames = rename_keys(state, LEGACY_RENAMES + tuple(_prefix_rules(prefix, expected, state)))
+    legacy = [old for old, new in renames.items() if old.rsplit(".", 1)[-1] != new.rsplit(".", 1)[-1]]
+    if legacy:
+        logger.info("Renamed %d legacy checkpoint keys (e.g. %s -> %s)", len(legacy), legacy[0], renames[legacy[0]])
+    state = {renames[k]: v for k, v in state.items()}
+    for names in groups:  # a tied tensor may be stored under any of its names
+        present = [n for n in names if n in state]
+        if present:
+            value = state[names[0]] if names[0] in state else state[present[0]]
+            for n in present:
+                del state[n]
+            state[names[0]] = value
+    ignore = [re.compile(p) for p in getattr(model, "_keys_to_ignore_on_load_unexpected", None) or []]
+    silent = _non_persistent_buffers(model)  # e.g. old checkpoints' embeddings.position_ids
+    unexpected = [k for k in state if k not in expected and k not in silent and not any(p.search(k) for p in ignore)]
+    aliases = {a for names in groups for a in names[1:]}
+    return {k: v for k, v in state.items() if k in expected and k not in aliases}, unexpected
+
+
+def _place_buffers_and_hooks(model, placement) -> None:
+    """Rebuild non-persistent buffers on the target device; with a per-module map, move module buffers
+    there too and move inputs between devices with forward pre-hooks."""
+    if hasattr(model, "_init_buffers"):
+        model._init_buffers(placement.get("", next(iter(placement.values()))))
+    for prefix, device in placement.items():
+        if prefix:
+            model.get_submodule(prefix).to(device)
+    still_meta = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
+    if still_meta:
+        raise RuntimeError(f"{type(model).__name__} has tensors left on the meta device after loading: {still_meta}")
+    if len(set(placement.values())) > 1:
+        for prefix, device in placement.items():
+            if prefix:
+                model.get_submodule(prefix).register_forward_pre_hook(_move_inputs_hook(device), with_kwargs=True)
+
+
+def _log_summary(model, path, missing, unexpected, mismatched) -> None:
+    """One line per kind at INFO/WARNING, per-key detail at DEBUG (transformers' levels)."""
+    name = type(model).__name__
+    # In a head class, weights outside the base model (classifier.*, lm_head.*) are the task head.
+    prefix = getattr(model, "base_model_prefix", "")
+    is_head_class = bool(prefix) and isinstance(getattr(model, prefix, None), nn.Module)
+    in_head = [k for k in missing if is_head_class and not k.startswith(prefix + ".")]
+    in_body = [k for k in missing if k not in in_head]
+    _summarize(f"Weights of {name} newly initialized (not in the checkpoint at {path})", in_head, logging.INFO,
+               "This is expected for a new task head: fine-tune the model before using it for predictions.")
+    _summarize(f"Weights of {name} MISSING from the checkpoint at {path} and randomly initialized", in_body,
+               logging.WARNING, "The checkpoint may belong to another architecture or be incomplete.")
+    own_architecture = name in (model.config.architectures or [])
+    _summarize(f"Checkpoint weights at {path} not used by {name}", unexpected,
+               logging.WARNING if own_architecture else logging.INFO,
+               "Expected when the checkpoint was saved from another head (e.g. an MLM checkpoint into a classifier).")
+    for key, got, want in mismatched:
+        logger.warning("Re-initialized %s: checkpoint shape %s, model shape %s (ignore_mismatched_sizes=True)", key, got, want)
+
+
 def load_model(cls, pretrained_model_name_or_path, *model_args, config=None, dtype=None, device_map=None,
                attn_implementation=None, revision=None, cache_dir=None, local_files_only=False, token=None,
                ignore_mismatched_sizes=False, output_loading_info=False, torch_dtype=None, use_safetensors=None,
@@ -401,85 +461,38 @@ def load_model(cls, pretrained_model_name_or_path, *model_args, config=None, dty
     model.to(dtype=target_dtype)  # free on meta; sets the dtype of the params we will materialise
     expected = model.state_dict(keep_vars=True)
     groups = _tied_groups(model)
-    aliases = {alias for names in groups for alias in names[1:]}
-
-    renames = rename_keys(state, LEGACY_RENAMES + tuple(_prefix_rules(getattr(model, "base_model_prefix", ""), expected, state)))
-    legacy = [old for old, new in renames.items() if old != new and new.rsplit(".", 1)[-1] != old.rsplit(".", 1)[-1]]
-    if legacy:
-        logger.info("Renamed %d legacy checkpoint keys (e.g. %s -> %s)", len(legacy), legacy[0], renames[legacy[0]])
-    state = {renames[k]: v for k, v in state.items()}
-    for names in groups:  # a tied tensor may be stored under any of its names; keep it under the canonical one
-        present = [n for n in names if n in state]
-        if present:
-            value = state[names[0]] if names[0] in state else state[present[0]]
-            for n in present:
-                del state[n]
-            state[names[0]] = value
-
-    ignorable = _non_persistent_buffers(model) | aliases
-    unexpected = [k for k in state if k not in expected and k not in ignorable]
-    mismatched, error_msgs = [], []
-    for key in list(state):
-        if key not in expected or key in aliases:
-            del state[key]
-        elif state[key].shape != expected[key].shape:
-            mismatched.append((key, tuple(state[key].shape), tuple(expected[key].shape)))
-            del state[key]
+    state, unexpected = _align_keys(model, state, expected, groups)
+    mismatched = [(k, tuple(v.shape), tuple(expected[k].shape)) for k, v in state.items() if v.shape != expected[k].shape]
     if mismatched and not ignore_mismatched_sizes:
         detail = "; ".join(f"{k}: the checkpoint has shape {got}, the model expects {want}" for k, got, want in mismatched)
         raise RuntimeError(f"Error loading {cls.__name__} from {path}: size mismatch for {detail}. Pass "
                            f"ignore_mismatched_sizes=True to re-initialise these weights instead (e.g. a classifier "
                            f"with a new num_labels).")
+    for key, _, _ in mismatched:
+        del state[key]
     for key, tensor in state.items():  # per tensor, so CPU copies are freed as they move to the device
         want = expected[key]
         state[key] = tensor.to(device=_device_for(key, placement),
                                dtype=target_dtype if want.is_floating_point() else want.dtype)
-    mismatched_names = {k for k, _, _ in mismatched}
-    missing = [k for k in expected if k not in state and k not in ignorable and k not in mismatched_names]
+    skip = _non_persistent_buffers(model) | {k for k, _, _ in mismatched} | {a for names in groups for a in names[1:]}
+    missing = [k for k in expected if k not in state and k not in skip]
 
     model.load_state_dict(state, strict=False, assign=True)
     del state
-    _materialize(model, missing + [m[0] for m in mismatched], placement, target_dtype)
+    _materialize(model, missing + [k for k, _, _ in mismatched], placement, target_dtype)
     _retie(model, groups)
     if hasattr(model, "tie_weights"):
         model.tie_weights()
-    if hasattr(model, "_init_buffers"):
-        model._init_buffers(placement.get("", next(iter(placement.values()))))
-    for prefix, device in placement.items():  # buffers of per-module placements follow their module
-        if prefix:
-            model.get_submodule(prefix).to(device)
-    still_meta = [n for n, t in list(model.named_parameters()) + list(model.named_buffers()) if t.is_meta]
-    if still_meta:
-        raise RuntimeError(f"{cls.__name__} has tensors left on the meta device after loading: {still_meta}")
-    if len(set(placement.values())) > 1:
-        for prefix, device in placement.items():
-            if prefix:
-                model.get_submodule(prefix).register_forward_pre_hook(_move_inputs_hook(device), with_kwargs=True)
+    _place_buffers_and_hooks(model, placement)
     if device_map is not None:
         model.hf_device_map = {k: (v.index or 0) if v.type == "cuda" else v.type for k, v in placement.items()}
-
     config.dtype = target_dtype
     config._name_or_path = os.fspath(path)
     model.eval()
-
-    # In a head class, weights outside the base model (classifier.*, lm_head.*) are the task head.
-    prefix = getattr(model, "base_model_prefix", "")
-    is_head_class = bool(prefix) and isinstance(getattr(model, prefix, None), nn.Module)
-    in_head = [k for k in missing if is_head_class and not k.startswith(prefix + ".")]
-    in_body = [k for k in missing if k not in in_head]
-    _summarize(f"Weights of {cls.__name__} newly initialized (not in the checkpoint at {path})", in_head, logging.INFO,
-               "This is expected for a new task head: fine-tune the model before using it for predictions.")
-    _summarize(f"Weights of {cls.__name__} MISSING from the checkpoint at {path} and randomly initialized", in_body,
-               logging.WARNING, "The checkpoint may belong to another architecture or be incomplete.")
-    own_architecture = cls.__name__ in (config.architectures or [])
-    _summarize(f"Checkpoint weights at {path} not used by {cls.__name__}", unexpected,
-               logging.WARNING if own_architecture else logging.INFO,
-               "Expected when the checkpoint was saved from another head (e.g. an MLM checkpoint into a classifier).")
-    for key, got, want in mismatched:
-        logger.warning("Re-initialized %s: checkpoint shape %s, model shape %s (ignore_mismatched_sizes=True)", key, got, want)
+    _log_summary(model, path, missing, unexpected, mismatched)
     if output_loading_info:
         info = {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": [m[0] for m in mismatched],
-                "error_msgs": error_msgs}
+                "error_msgs": []}
         return model, info
     return model
 
