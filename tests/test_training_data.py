@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from roberta.training.data import PackedDataset, build_pretraining_dataset, tokenize_corpus
+from test_training_helpers import single_thread  # noqa: F401  (autouse: one torch thread)
 from test_training_helpers import hf_tokenizer, load_tokenizer, write_corpus
 
 
@@ -36,7 +37,7 @@ def test_blocks_pack_documents_across_boundaries(tok, corpus, tmp_path):
         ids = ds[i]["input_ids"].tolist()
         assert len(ids) == 64 and ids[0] == tok.bos_token_id and ids[-1] == tok.eos_token_id
         assert ids[1:-1] == stream[i * 62:(i + 1) * 62]
-    assert isinstance(ds.tokens, np.memmap) and ds.tokens.dtype == np.uint16  # 300-token vocab fits 16 bits
+    assert isinstance(ds.tokens, np.memmap) and ds.tokens.dtype == np.uint16  # a 384-token vocab fits 16 bits
     tail = build_pretraining_dataset(corpus, tok, block_size=64, cache_dir=tmp_path / "cache", drop_remainder=False,
                                      show_progress=False)
     assert len(tail) == len(ds) + 1

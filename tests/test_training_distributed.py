@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.multiprocessing as mp
 
+from test_training_helpers import single_thread  # noqa: F401  (autouse: one torch thread)
 from test_training_helpers import tiny_config
 
 VOCAB = 120

@@ -9,8 +9,21 @@ import random
 import tempfile
 from pathlib import Path
 
+import pytest
+import torch
+
 WORDS = ("the quick brown fox jumps over a lazy dog while seven happy cats sleep near old red barn "
          "under bright blue sky and rain falls on green hills café naïve 42 1999").split()
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    """One intra-op thread: on 2 cores shared by many processes, torch's thread pool spins and a tiny
+    training step takes ~25x longer than on one thread. (Autouse in the modules that import it.)"""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
 
 
 def write_corpus(path: Path, lines: int = 2000, seed: int = 0) -> Path:
@@ -23,12 +36,12 @@ def write_corpus(path: Path, lines: int = 2000, seed: int = 0) -> Path:
 
 @functools.lru_cache(maxsize=None)
 def tokenizer_dir() -> Path:
-    """A 300-token byte-level BPE trained once per test session by our train_bpe_tokenizer."""
+    """A 384-token byte-level BPE (every corpus word one token), trained once per session by our code."""
     from roberta.training.tokenizer_training import train_bpe_tokenizer
 
     folder = Path(tempfile.mkdtemp(prefix="roberta-train-tests-"))
     corpus = write_corpus(folder / "corpus.txt")
-    train_bpe_tokenizer([corpus], 300, folder / "tokenizer", show_progress=False)
+    train_bpe_tokenizer([corpus], 384, folder / "tokenizer", show_progress=False)
     return folder / "tokenizer"
 
 
@@ -62,4 +75,4 @@ def test_helper_tokenizer_layout():
 
     vocab = json.loads((tokenizer_dir() / "vocab.json").read_text(encoding="utf-8"))
     assert [vocab[t] for t in ("<s>", "<pad>", "</s>", "<unk>")] == [0, 1, 2, 3]
-    assert vocab["<mask>"] == len(vocab) - 1 == 299
+    assert vocab["<mask>"] == len(vocab) - 1 == 383

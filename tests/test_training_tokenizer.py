@@ -6,6 +6,7 @@ import json
 import pytest
 
 from roberta.training.tokenizer_training import train_bpe_tokenizer
+from test_training_helpers import single_thread  # noqa: F401  (autouse: one torch thread)
 from test_training_helpers import load_tokenizer, tokenizer_dir, write_corpus
 
 TEXTS = ["the quick brown fox", " leading space and  double", "a <mask> in the middle", "naïve café 1999!",
@@ -17,14 +18,14 @@ def test_files_and_special_ids():
     for name in ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
         assert (folder / name).is_file(), name
     vocab = json.loads((folder / "vocab.json").read_text(encoding="utf-8"))
-    assert len(vocab) == 300 and vocab["<mask>"] == 299
+    assert len(vocab) == 384 and vocab["<mask>"] == 383
     assert (folder / "merges.txt").read_text(encoding="utf-8").startswith("#version: 0.2\n")
     config = json.loads((folder / "tokenizer_config.json").read_text())
     assert config["model_max_length"] == 512
     tokenizer_json = json.loads((folder / "tokenizer.json").read_text(encoding="utf-8"))
     assert tokenizer_json["model"]["vocab"] == vocab
     mask = [t for t in tokenizer_json["added_tokens"] if t["content"] == "<mask>"][0]
-    assert mask["id"] == 299 and mask["lstrip"] is True and mask["special"] is True
+    assert mask["id"] == 383 and mask["lstrip"] is True and mask["special"] is True
 
 
 def test_transformers_slow_and_fast_agree():
@@ -32,14 +33,14 @@ def test_transformers_slow_and_fast_agree():
 
     slow = RobertaTokenizer.from_pretrained(str(tokenizer_dir()))
     fast = RobertaTokenizerFast.from_pretrained(str(tokenizer_dir()))
-    assert len(slow) == len(fast) == 300
+    assert len(slow) == len(fast) == 384
     assert slow.all_special_ids == fast.all_special_ids
     for text in TEXTS:
         assert slow(text)["input_ids"] == fast(text)["input_ids"], text
         if "<mask>" not in text:  # byte-level BPE is lossless
             assert slow.decode(slow(text)["input_ids"], skip_special_tokens=True) == text
     ids = fast("a <mask> in")["input_ids"]
-    assert ids.count(299) == 1 and ids[0] == 0 and ids[-1] == 2
+    assert ids.count(383) == 1 and ids[0] == 0 and ids[-1] == 2
 
 
 @pytest.mark.parametrize("slow", [False, True])

@@ -10,6 +10,7 @@ import torch
 from roberta.training.collator import DataCollatorForLanguageModeling
 from roberta.training.data import build_pretraining_dataset
 from roberta.training.trainer import StopTraining, Trainer, TrainingArguments, linear_schedule, param_groups
+from test_training_helpers import single_thread  # noqa: F401  (autouse: one torch thread)
 from test_training_helpers import load_tokenizer, tiny_config, write_corpus
 
 
