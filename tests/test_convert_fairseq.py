@@ -8,7 +8,7 @@ import transformers
 
 from roberta.convert_fairseq import build_vocab, convert, main
 from roberta.loading import CheckpointError
-from test_loading_utils import TINY, assert_same_outputs, inputs, ours_cls
+from test_loading_utils import TINY, Exploit, assert_same_outputs, inputs, ours_cls
 
 LAYERS = TINY["num_hidden_layers"]
 
@@ -127,17 +127,9 @@ def test_errors(tmp_path):
         convert(str(model_pt), str(dict_txt), str(tmp_path / "o"))
 
 
-class _Exploit:
-    def __init__(self, target):
-        self.target = target
-
-    def __reduce__(self):
-        return (open, (self.target, "w"))
-
-
 def test_checkpoint_with_code_is_not_unpickled(tmp_path, capsys):
     marker = tmp_path / "pwned"
-    torch.save({"model": {}, "args": _Exploit(str(marker))}, tmp_path / "model.pt")
+    torch.save({"model": {}, "args": Exploit(str(marker))}, tmp_path / "model.pt")
     (tmp_path / "dict.txt").write_text("5 1\n")
     with pytest.raises(CheckpointError, match="was not unpickled.*--trust-checkpoint"):
         convert(str(tmp_path / "model.pt"), str(tmp_path / "dict.txt"), str(tmp_path / "o"))

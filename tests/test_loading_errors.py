@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import roberta.loading as loading
-from test_loading_utils import assert_same_outputs, inputs, ours_cls, theirs
+from test_loading_utils import Exploit, assert_same_outputs, inputs, ours_cls, theirs
 
 MLM = "RobertaForMaskedLM"
 
@@ -64,20 +64,10 @@ def test_wrong_model_type(tmp_path):
         ours_cls(MLM).from_pretrained(tmp_path)
 
 
-class _Exploit:
-    """Unpickling this would create a file: the proof that pickle code ran."""
-
-    def __init__(self, target):
-        self.target = target
-
-    def __reduce__(self):
-        return (open, (self.target, "w"))
-
-
 def test_malicious_pickle_does_not_run(tmp_path):
     theirs(MLM).config.save_pretrained(tmp_path)
     marker = tmp_path / "pwned"
-    torch.save({"roberta.embeddings.word_embeddings.weight": torch.zeros(2), "x": _Exploit(str(marker))},
+    torch.save({"roberta.embeddings.word_embeddings.weight": torch.zeros(2), "x": Exploit(str(marker))},
                tmp_path / "pytorch_model.bin")
     with pytest.raises(loading.CheckpointError, match=r"pytorch_model\.bin holds Python objects other than tensors"):
         ours_cls(MLM).from_pretrained(tmp_path)

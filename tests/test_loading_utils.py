@@ -50,3 +50,13 @@ def assert_same_outputs(a, b, batch, atol=1e-5):
     assert oa.keys() & ob.keys(), (oa.keys(), ob.keys())
     for key in oa.keys() & ob.keys():
         torch.testing.assert_close(oa[key], ob[key], atol=atol, rtol=1e-4, msg=key)
+
+
+class Exploit:
+    """A pickle payload: unpickling it creates the file `target`, the proof that checkpoint code ran."""
+
+    def __init__(self, target):
+        self.target = target
+
+    def __reduce__(self):
+        return (open, (self.target, "w"))
