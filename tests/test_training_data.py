@@ -71,7 +71,7 @@ def test_datasets_like_object_matches_files(tok, corpus, tmp_path):
     from_file = build_pretraining_dataset(corpus, tok, block_size=32, cache_dir=tmp_path / "c", show_progress=False)
     assert len(from_rows) == len(from_file)
     assert all(from_rows[i]["input_ids"].tolist() == from_file[i]["input_ids"].tolist() for i in range(len(from_file)))
-    from_strings = build_pretraining_dataset(lines, tok, block_size=32, cache_dir=tmp_path / "c", show_progress=False)
+    from_strings = build_pretraining_dataset(iter(lines), tok, block_size=32, cache_dir=tmp_path / "c", show_progress=False)
     assert from_strings[3]["input_ids"].tolist() == from_file[3]["input_ids"].tolist()
 
 

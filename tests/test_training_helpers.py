@@ -47,10 +47,7 @@ def tokenizer_dir() -> Path:
 
 def load_tokenizer(slow: bool = False):
     """Our tokenizer on the helper files (the training code is tokenizer-agnostic)."""
-    try:  # TODO(TRAIN): drop this fallback once roberta.tokenization lands
-        from roberta.tokenization import RobertaTokenizer, RobertaTokenizerFast
-    except ImportError:
-        from transformers import RobertaTokenizer, RobertaTokenizerFast
+    from roberta.tokenization import RobertaTokenizer, RobertaTokenizerFast
 
     return (RobertaTokenizer if slow else RobertaTokenizerFast).from_pretrained(str(tokenizer_dir()))
 

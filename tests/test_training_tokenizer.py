@@ -56,7 +56,7 @@ def test_our_tokenizers_match_transformers(slow):
 def test_train_from_strings_and_errors(tmp_path):
     lines = (tmp_path / "c.txt")
     write_corpus(lines, lines=300, seed=1)
-    out = train_bpe_tokenizer(lines.read_text(encoding="utf-8").splitlines(), 280, tmp_path / "tok", show_progress=False)
+    out = train_bpe_tokenizer(iter(lines.read_text(encoding="utf-8").splitlines()), 280, tmp_path / "tok", show_progress=False)
     assert json.loads((out / "vocab.json").read_text(encoding="utf-8"))["<mask>"] == 279
     with pytest.raises(ValueError, match="at least"):
         train_bpe_tokenizer([lines], 100, tmp_path / "small")

@@ -10,8 +10,8 @@ The token file is memory-mapped, so a corpus larger than RAM works. Packing is l
 their `</s>` separator), as RoBERTa's FULL-SENTENCES setting. The cache does not depend on block_size, so
 changing the block size reuses the tokenized corpus.
 
-A document is a non-empty line of a text file, or the `text` field of each row of a `datasets`-like object
-(anything iterable over dicts, or over strings).
+A document is a non-empty line of a text file (a path or a list/tuple of paths), or the `text` field of each
+row of a `datasets`-like object (any other iterable: of dicts, or of strings such as a generator).
 """
 from __future__ import annotations
 
@@ -50,14 +50,10 @@ def tokenizer_fingerprint(tokenizer) -> str:
 
 
 def _is_text_files(source) -> bool:
-    """A path, a list of paths, or a list of strings of which at least one names an existing file."""
+    """A path or a list/tuple of paths; any other iterable (rows, a generator of strings) is the text itself."""
     if isinstance(source, (str, os.PathLike)):
         return True
-    if not isinstance(source, (list, tuple)) or not source:
-        return False
-    if all(isinstance(s, os.PathLike) for s in source):
-        return True
-    return all(isinstance(s, (str, os.PathLike)) for s in source) and any(Path(s).is_file() for s in source)
+    return isinstance(source, (list, tuple)) and bool(source) and all(isinstance(s, (str, os.PathLike)) for s in source)
 
 
 def _iter_file_docs(files: list[Path]) -> Iterator[str]:

@@ -22,8 +22,10 @@ MASK_TOKEN = "<mask>"
 
 def train_bpe_tokenizer(files, vocab_size: int, out_dir: str | os.PathLike, min_frequency: int = 2,
                         model_max_length: int = 512, show_progress: bool = True) -> Path:
-    """Train a byte-level BPE on text `files` (paths, or an iterable of strings) and write it to `out_dir`.
+    """Train a byte-level BPE on text `files` and write it to `out_dir`.
 
+    `files`: a path or a list/tuple of paths; any other iterable (a generator, a datasets column) is read as
+    the training text itself.
     `vocab_size` counts everything, specials included (roberta-base: 50265). Writes vocab.json,
     merges.txt, tokenizer.json, tokenizer_config.json and special_tokens_map.json; returns `out_dir`.
     """
@@ -34,10 +36,9 @@ def train_bpe_tokenizer(files, vocab_size: int, out_dir: str | os.PathLike, min_
         raise ValueError(f"vocab_size must be at least {min_size} (5 specials + 256 byte symbols), got {vocab_size}")
     if isinstance(files, (str, os.PathLike)):
         files = [files]
-    files = list(files)
-    if not files:
+    as_paths = isinstance(files, (list, tuple))
+    if as_paths and not files:
         raise ValueError("no training files given")
-    as_paths = all(isinstance(f, os.PathLike) for f in files) or any(Path(str(f)).is_file() for f in files)
     if as_paths:
         for f in files:
             if not Path(f).is_file():
