@@ -16,6 +16,7 @@ also writes an HF-format snapshot (OUT/snapshot) so an intermediate model can sh
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import logging
 import os
@@ -84,6 +85,27 @@ class AdaptiveThreads:
             log.info("load %.1f: %d intra-op thread(s)", os.getloadavg()[0], want)
 
 
+class TrimHeap:
+    """Trainer callback: hand freed heap memory back to the OS every `every` steps (glibc only).
+
+    The sparse MLM logits have a different row count every step, and glibc's malloc keeps the freed
+    chunks of those varying-size buffers in the heap: the process grew by ~2.5 MB/s (3.5 GB of [heap] after
+    8 minutes, 2.7 GB of it free); malloc_trim(0) gives it back.
+    """
+
+    def __init__(self, every: int = 50):
+        self.every, self.calls = every, 0
+        try:
+            self.trim = ctypes.CDLL("libc.so.6").malloc_trim
+        except (OSError, AttributeError):  # not glibc
+            self.trim = None
+
+    def __call__(self, trainer) -> None:
+        self.calls += 1
+        if self.trim is not None and self.calls % self.every == 0:
+            self.trim(0)
+
+
 def load_tokenizer(folder: str, max_len: int):
     try:
         from roberta.tokenization import RobertaTokenizerFast
@@ -132,7 +154,7 @@ def main(argv=None) -> int:
         batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, max_steps=10**7,
         weight_decay=0.01, max_grad_norm=1.0, seed=args.seed, bf16=args.bf16, log_every=25,
         cache_dir=args.cache_dir, device="cpu", show_progress=False,
-        callbacks=[budget, AdaptiveThreads(args.threads)],
+        callbacks=[budget, AdaptiveThreads(args.threads), TrimHeap()],
     )
     seconds = time.time() - budget.start
     steps = metrics["global_step"]
