@@ -19,6 +19,15 @@ ATOL = 1e-4
 POSITIONS = 66  # 64 usable tokens: long-input paths are cheap to reach
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models gain nothing from threads; on a shared machine extra threads only spin. Restored after."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="module")
 def model_dirs(tokenizer_dir, tmp_path_factory):
     root = tmp_path_factory.mktemp("models")

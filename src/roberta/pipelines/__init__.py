@@ -13,8 +13,6 @@ import logging
 import os
 import warnings
 
-from .base import Pipeline, PipelineException, resolve_device, resolve_dtype
-
 logger = logging.getLogger(__name__)
 
 # task -> (module, pipeline class, roberta.auto model class)
@@ -40,7 +38,7 @@ def normalize_task(task: str) -> str:
     return name
 
 
-def pipeline_class(task: str) -> type[Pipeline]:
+def pipeline_class(task: str):
     from importlib import import_module
 
     module, cls, _ = _TASKS[normalize_task(task)]
@@ -62,7 +60,7 @@ def pipeline(
     model_kwargs: dict | None = None,
     device_map=None,
     **kwargs,
-) -> Pipeline:
+) -> "Pipeline":
     """Build a task pipeline. The model is loaded once (roberta.auto) and runs under torch.inference_mode.
 
     model: a folder, a hub id, or a model object (None: the embedded default model, fill-mask only).
@@ -70,6 +68,8 @@ def pipeline(
     (None: the first GPU if there is one, else CPU). dtype: a torch dtype or "float16" / "bfloat16" / "auto"
     (`torch_dtype=` is accepted too). Other kwargs (top_k, targets, aggregation_strategy, ...) become call defaults.
     """
+    from .base import resolve_device, resolve_dtype
+
     task = normalize_task(task)
     if "torch_dtype" in kwargs:
         legacy = kwargs.pop("torch_dtype")
@@ -119,6 +119,14 @@ def pipeline(
     elif dtype is not None and dtype != "auto":
         model = model.to(dtype)
     return pipeline_class(task)(model, tokenizer, device=torch_device, batch_size=batch_size, **kwargs)
+
+
+def __getattr__(name):  # torch is imported only when a pipeline is really built (keeps `roberta --help` fast)
+    if name in ("Pipeline", "PipelineException"):
+        from . import base
+
+        return getattr(base, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 __all__ = ["pipeline", "Pipeline", "PipelineException", "SUPPORTED_TASKS", "TASK_ALIASES", "get_supported_tasks"]

@@ -138,8 +138,9 @@ def _stream(pipe, task, call_kwargs, source, args) -> int:
     finally:
         if bar is not None:
             bar.close()
-        if tmp_path is not None:
+        if out is not sys.stdout:
             out.close()
+        if tmp_path is not None:
             if ok:
                 os.replace(tmp_path, args.output)
             else:
@@ -177,6 +178,8 @@ def _open_output(path):
     """stdout, or a temp file beside `path` that replaces it only when every line was written."""
     if path is None:
         return sys.stdout, None
+    if os.path.exists(path) and not os.path.isfile(path):  # /dev/null, a FIFO: write through, never replace it
+        return open(path, "w", encoding="utf-8"), None
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise UsageError(f"cannot write --output: folder {folder!r} does not exist")

@@ -1,0 +1,186 @@
+"""`roberta run` as a user runs it: the installed entry point in a subprocess.
+
+Results are checked against transformers' own pipelines on the same tiny model folders.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from test_pipeline_models import save_tiny_model, trained_tokenizer_dir  # noqa: F401 (fixture)
+
+transformers = pytest.importorskip("transformers")
+
+
+# one thread: tiny models gain nothing from more, and on a shared machine extra threads only spin
+ENV = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+
+
+def roberta_command() -> list[str]:
+    beside = Path(sys.executable).with_name("roberta")
+    if beside.is_file():
+        return [str(beside)]
+    found = shutil.which("roberta")
+    return [found] if found else [sys.executable, "-m", "roberta.cli"]
+
+
+def run(args, stdin: str | None = None, **kwargs) -> subprocess.CompletedProcess:
+    env = {**os.environ, **ENV}
+    return subprocess.run([*roberta_command(), *args], input=stdin, capture_output=True, text=True, env=env,
+                          timeout=300, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def folders(trained_tokenizer_dir, tmp_path_factory):
+    root = tmp_path_factory.mktemp("cli-models")
+    return {"fill-mask": save_tiny_model("fill-mask", trained_tokenizer_dir, root / "fm"),
+            "question-answering": save_tiny_model("question-answering", trained_tokenizer_dir, root / "qa", num_labels=2),
+            "text-classification": save_tiny_model("text-classification", trained_tokenizer_dir, root / "tc")}
+
+
+TEXTS = ["The capital of France is <mask>.", "Mozart lived in <mask> with his family",
+         "<mask> is a robustly optimized approach.", "Tokenizers split <mask>"]
+
+
+def assert_close(ours, ref):
+    if isinstance(ref, dict):
+        assert set(ours) == set(ref)
+        for key in ref:
+            assert_close(ours[key], ref[key])
+    elif isinstance(ref, list):
+        assert len(ours) == len(ref)
+        for a, b in zip(ours, ref):
+            assert_close(a, b)
+    elif isinstance(ref, float):
+        assert abs(ours - ref) <= 1e-4
+    else:
+        assert ours == ref
+
+
+def test_fill_mask_from_stdin_matches_transformers(folders):
+    result = run(["run", "--task", "fill-mask", "--model", str(folders["fill-mask"]), "--top-k", "3",
+                  "--batch-size", "2"], stdin="".join(t + "\n" for t in TEXTS))
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in result.stdout.splitlines()]
+    ref = transformers.pipeline("fill-mask", model=str(folders["fill-mask"]), device=-1)
+    assert len(lines) == len(TEXTS)
+    for line, text in zip(lines, TEXTS):  # the trailing newline is not part of the text
+        assert_close(line, ref(text, top_k=3))
+
+
+def test_file_input_and_atomic_output(folders, tmp_path):
+    source, target = tmp_path / "in.txt", tmp_path / "out.jsonl"
+    source.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
+    result = run(["run", "--task", "fill-mask", "--model", str(folders["fill-mask"]), "--input", str(source),
+                  "--output", str(target)])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == ""
+    assert [len(json.loads(line)) for line in target.read_text(encoding="utf-8").splitlines()] == [5] * len(TEXTS)
+    # a failing run leaves the earlier output untouched and no temp file behind
+    before = target.read_text(encoding="utf-8")
+    source.write_text(TEXTS[0] + "\nno mask on this line\n", encoding="utf-8")
+    failed = run(["run", "--task", "fill-mask", "--model", str(folders["fill-mask"]), "--input", str(source),
+                  "--output", str(target)])
+    assert failed.returncode == 2
+    assert "line 2" in failed.stderr and "<mask>" in failed.stderr and "Traceback" not in failed.stderr
+    assert target.read_text(encoding="utf-8") == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]
+
+
+def test_question_answering_json_lines(folders):
+    items = [{"question": "Where was Mozart born?", "context": "Mozart was born in Salzburg and lived in Vienna."},
+             {"question": "Who lived in Vienna?", "context": "Mozart lived in Vienna with his family."}]
+    result = run(["run", "--task", "question-answering", "--model", str(folders["question-answering"])],
+                 stdin="".join(json.dumps(i) + "\n" for i in items))
+    assert result.returncode == 0, result.stderr
+    ref = transformers.pipeline("question-answering", model=str(folders["question-answering"]), device=-1)
+    for line, item in zip(result.stdout.splitlines(), items):
+        assert_close(json.loads(line), ref(**item))
+
+
+def test_text_classification_lines(folders):
+    result = run(["run", "--task", "sentiment-analysis", "--model", str(folders["text-classification"]), "--top-k", "2"],
+                 stdin="Mozart lived in Vienna\n" + json.dumps({"text": "a question?", "text_pair": "an answer."}) + "\n")
+    assert result.returncode == 0, result.stderr
+    ref = transformers.pipeline("text-classification", model=str(folders["text-classification"]), device=-1)
+    got = [json.loads(line) for line in result.stdout.splitlines()]
+    assert_close(got, [ref("Mozart lived in Vienna", top_k=2), ref({"text": "a question?", "text_pair": "an answer."}, top_k=2)])
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--model", "/no/such/model/folder"], "/no/such/model/folder"),
+    (["--model", "{fm}", "--device", "tpu:7"], "device"),
+    (["--model", "{fm}", "--batch-size", "0"], "batch-size"),
+    (["--model", "{fm}", "--pooling", "mean"], "pooling"),
+])
+def test_bad_arguments_give_one_line_and_exit_2(folders, args, needle):
+    args = [a.replace("{fm}", str(folders["fill-mask"])) for a in args]
+    result = run(["run", "--task", "fill-mask", *args], stdin=TEXTS[0] + "\n")
+    assert result.returncode == 2
+    assert needle in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_help_lists_tasks_and_options():
+    top = run(["--help"])
+    assert top.returncode == 0 and "run" in top.stdout
+    sub = run(["run", "--help"])
+    assert sub.returncode == 0
+    for word in ("fill-mask", "question-answering", "token-classification", "--batch-size", "--dtype", "--device",
+                 "--input", "--output", "--top-k", "--progress"):
+        assert word in sub.stdout
+
+
+def _peak_rss_kib(args, input_path: Path) -> int:
+    """Peak RSS of one `roberta run` child, measured by a small parent process of its own."""
+    code = ("import resource, subprocess, sys\n"
+            "with open(sys.argv[1], 'rb') as f:\n"
+            "    rc = subprocess.run(sys.argv[2:], stdin=f, stdout=subprocess.DEVNULL).returncode\n"
+            "print(rc, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss)\n")
+    out = subprocess.run([sys.executable, "-c", code, str(input_path), *roberta_command(), *args],
+                         capture_output=True, text=True, timeout=600,
+                         env={**os.environ, **ENV})
+    rc, rss = out.stdout.split()
+    assert rc == "0", out.stderr
+    return int(rss)
+
+
+def test_large_input_streams_with_bounded_memory(folders, tmp_path):
+    """10,000 long lines (~4.9 MB): a run that buffered them (texts, token ids, results) would grow by far more
+    than the bound; a streaming run's peak memory is that of a 500-line run."""
+    line = ("Mozart lived in Vienna with his family and wrote music for the court " * 7).strip()
+    small, large = tmp_path / "small.txt", tmp_path / "large.txt"
+    with open(large, "w", encoding="utf-8") as f:
+        for i in range(10_000):
+            f.write(f"{i} {line} <mask>.\n")
+    with open(small, "w", encoding="utf-8") as f:
+        for i in range(500):
+            f.write(f"{i} {line} <mask>.\n")
+    assert large.stat().st_size > 4_500_000
+    args = ["run", "--task", "fill-mask", "--model", str(folders["fill-mask"]), "--batch-size", "32"]
+    base = _peak_rss_kib(args, small)
+    big = _peak_rss_kib(args, large)
+    assert big - base < 25 * 1024, (base, big)  # KiB
+
+
+def test_output_to_a_fifo_is_written_through_not_replaced(folders, tmp_path):
+    """--output /dev/null (or any non-regular file) must be written to, never swapped for a regular file."""
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    import threading
+
+    received = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_text(encoding="utf-8")))
+    reader.start()
+    result = run(["run", "--task", "fill-mask", "--model", str(folders["fill-mask"]), "--output", str(fifo)],
+                 stdin=TEXTS[0] + "\n")
+    reader.join(timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert fifo.is_fifo()
+    assert len(json.loads(received[0])) == 5
