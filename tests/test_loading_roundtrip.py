@@ -179,3 +179,29 @@ def test_loaded_weights_are_private_and_resave_in_place_is_safe(tmp_path):
     with torch.no_grad():  # the first model still reads its (old, now unlinked) mapping fine
         torch.testing.assert_close(model.roberta.embeddings.word_embeddings.weight,
                                    ref.roberta.embeddings.word_embeddings.weight + 1.0)
+
+
+@pytest.mark.parametrize("shard", [None, 20_000])
+def test_variant_names_match_transformers(tmp_path, shard):
+    ref = theirs("RobertaForMaskedLM")
+    kwargs = {"variant": "fp16"} if shard is None else {"variant": "fp16", "max_shard_size": shard}
+    ref.save_pretrained(tmp_path / "theirs", **kwargs)
+    model = ours_cls("RobertaForMaskedLM").from_pretrained(tmp_path / "theirs", variant="fp16")
+    model.save_pretrained(tmp_path / "ours", **kwargs)
+    assert sorted(os.listdir(tmp_path / "ours")) == sorted(os.listdir(tmp_path / "theirs"))
+    assert_same_outputs(transformers.RobertaForMaskedLM.from_pretrained(tmp_path / "ours", variant="fp16"), ref,
+                        inputs("RobertaForMaskedLM"))
+    with pytest.raises(OSError, match="no weights"):
+        ours_cls("RobertaForMaskedLM").from_pretrained(tmp_path / "ours")  # only the variant is there
+    model.save_pretrained(tmp_path / "ours")  # a plain save leaves the variant files alone
+    assert "config.json" in os.listdir(tmp_path / "ours") and "model.safetensors" in os.listdir(tmp_path / "ours")
+    assert len(os.listdir(tmp_path / "ours")) == len(os.listdir(tmp_path / "theirs")) + 1
+
+
+def test_subfolder(tmp_path):
+    ref = theirs("RobertaModel")
+    ref.save_pretrained(tmp_path / "sub")
+    model = ours_cls("RobertaModel").from_pretrained(tmp_path, subfolder="sub")
+    assert_same_outputs(model, ref, inputs("RobertaModel"))
+    with pytest.raises(NotImplementedError, match="local folders only"):
+        ours_cls("RobertaModel").from_pretrained("org/name", subfolder="sub")

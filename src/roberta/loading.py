@@ -36,7 +36,21 @@ SAFE_INDEX_NAME = "model.safetensors.index.json"
 TORCH_WEIGHTS_NAME = "pytorch_model.bin"
 TORCH_INDEX_NAME = "pytorch_model.bin.index.json"
 WEIGHT_FILES = (SAFE_WEIGHTS_NAME, SAFE_INDEX_NAME, TORCH_WEIGHTS_NAME, TORCH_INDEX_NAME)  # order of preference
-_WEIGHT_FILE_RE = re.compile(r"^(model(-\d{5}-of-\d{5})?\.safetensors|pytorch_model(-\d{5}-of-\d{5})?\.bin)(\.index\.json)?$")
+
+
+def with_variant(name: str, variant: str | None) -> str:
+    """model.safetensors -> model.fp16.safetensors; model.safetensors.index.json -> model.safetensors.index.fp16.json."""
+    if not variant:
+        return name
+    stem, ext = name.rsplit(".", 1)
+    return f"{stem}.{variant}.{ext}"
+
+
+def _weight_file_pattern(variant: str | None) -> re.Pattern:
+    """Names of weight files (single, shards, index) of one variant: what a new save supersedes."""
+    v = re.escape("." + variant) if variant else ""
+    shard = r"(-\d{5}-of-\d{5})?"
+    return re.compile(rf"^(model{v}{shard}\.safetensors|pytorch_model{v}{shard}\.bin|(model\.safetensors|pytorch_model\.bin)\.index{v}\.json)$")
 
 # Legacy checkpoint key -> current key: (regex, replacement), applied in order to every key. The only
 # renames we do; the prefix rule (adding or stripping "roberta.") is appended per load by `_prefix_rules`.
@@ -47,7 +61,7 @@ LEGACY_RENAMES = (
 
 # from_pretrained keywords of transformers that have no effect here (everything is low-memory already).
 _IGNORED_KWARGS = ("force_download", "resume_download", "proxies", "trust_remote_code", "low_cpu_mem_usage",
-                   "_from_auto", "_from_pipeline", "_fast_init", "offload_state_dict", "subfolder")
+                   "_from_auto", "_from_pipeline", "_fast_init", "offload_state_dict")
 
 _ST_DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
@@ -150,23 +164,24 @@ def read_torch_bin(path: str, dtype: torch.dtype | None = None) -> dict[str, tor
     return state
 
 
-def _find_weights(path_or_id, hub: dict, use_safetensors: bool | None) -> list[str]:
+def _find_weights(path_or_id, hub: dict, use_safetensors: bool | None, variant: str | None = None) -> list[str]:
     """Local paths of the weight files to read, by preference; a clear error when there are none."""
-    for name in WEIGHT_FILES:
-        is_safe = name.startswith("model.safetensors")
+    for plain in WEIGHT_FILES:
+        is_safe = plain.startswith("model.safetensors")
+        name = with_variant(plain, variant)
         if (use_safetensors is True and not is_safe) or (use_safetensors is False and is_safe):
             continue
         path = resolve_file(path_or_id, name, required=False, **hub)
         if path is None:
             continue
-        if not name.endswith(".index.json"):
+        if not plain.endswith(".index.json"):
             return [path]
         index = read_json_file(path)
         if not isinstance(index.get("weight_map"), dict):
             raise CheckpointError(f"{path} has no 'weight_map' object; it is not a sharded checkpoint index")
         shards = sorted(set(index["weight_map"].values()))
         return [resolve_file(path_or_id, shard, **hub) for shard in shards]
-    wanted = "model.safetensors" if use_safetensors else " / ".join(WEIGHT_FILES)
+    wanted = " / ".join(with_variant(n, variant) for n in (WEIGHT_FILES[:2] if use_safetensors else WEIGHT_FILES))
     if is_local(path_or_id):
         present = ", ".join(sorted(os.listdir(path_or_id))) or "nothing"
         raise CheckpointError(f"no weights ({wanted}) in folder {os.fspath(path_or_id)!r}; it holds: {present}")
@@ -427,7 +442,7 @@ def _log_summary(model, path, missing, unexpected, mismatched) -> None:
 def load_model(cls, pretrained_model_name_or_path, *model_args, config=None, dtype=None, device_map=None,
                attn_implementation=None, revision=None, cache_dir=None, local_files_only=False, token=None,
                ignore_mismatched_sizes=False, output_loading_info=False, torch_dtype=None, use_safetensors=None,
-               **kwargs):
+               variant=None, subfolder="", **kwargs):
     """Build `cls` from a folder or hub id: `cls.from_pretrained(...)` with transformers' keywords.
 
     dtype: None (float32), a torch dtype or its name, or "auto" (config.dtype, else the checkpoint's).
@@ -438,6 +453,10 @@ def load_model(cls, pretrained_model_name_or_path, *model_args, config=None, dty
     missing_keys, unexpected_keys, mismatched_keys and error_msgs.
     """
     path = pretrained_model_name_or_path
+    if subfolder:
+        if not is_local(path):
+            raise NotImplementedError(f"subfolder={subfolder!r} is supported for local folders only, not hub id {path!r}")
+        path = os.path.join(path, subfolder)
     if torch_dtype is not None:
         warnings.warn("torch_dtype is deprecated; use dtype", FutureWarning, stacklevel=3)
         dtype = torch_dtype if dtype is None else dtype
@@ -452,7 +471,7 @@ def load_model(cls, pretrained_model_name_or_path, *model_args, config=None, dty
                         f"attributes: {list(model_args) + sorted(unused)}")
     placement = _placement(device_map)
     target_dtype = _resolve_dtype(dtype, config)
-    state = read_checkpoint(_find_weights(path, hub, use_safetensors), target_dtype)
+    state = read_checkpoint(_find_weights(path, hub, use_safetensors, variant), target_dtype)
     if target_dtype is None:  # "auto" without a dtype in config.json: the first floating tensor decides
         target_dtype = next((t.dtype for t in state.values() if t.is_floating_point()), torch.get_default_dtype())
 
@@ -540,8 +559,10 @@ def _write_torch_bin(tensors: dict[str, torch.Tensor], path: str) -> None:
 
 
 def save_model(model: nn.Module, save_directory, *, safe_serialization: bool = True, max_shard_size="5GB",
-               state_dict: dict | None = None, is_main_process: bool = True, **kwargs) -> None:
-    """Write config.json and the weights (model.safetensors, shards + index, or pytorch_model.bin)."""
+               state_dict: dict | None = None, is_main_process: bool = True, variant: str | None = None,
+               **kwargs) -> None:
+    """Write config.json and the weights (model.safetensors, shards + index, or pytorch_model.bin); with
+    `variant="fp16"` the names become model.fp16.safetensors etc., as in transformers."""
     if kwargs.pop("push_to_hub", False):
         raise NotImplementedError("push_to_hub is not supported; upload the saved folder with huggingface_hub")
     kwargs.pop("save_function", None)
@@ -577,6 +598,7 @@ def save_model(model: nn.Module, save_directory, *, safe_serialization: bool = T
             home[kept][alias] = home[kept][kept]
 
     stem, ext, index_name = ("model", "safetensors", SAFE_INDEX_NAME) if safe_serialization else ("pytorch_model", "bin", TORCH_INDEX_NAME)
+    stem, index_name = (f"{stem}.{variant}" if variant else stem), with_variant(index_name, variant)
     write = _write_safetensors if safe_serialization else _write_torch_bin
     names = [f"{stem}.{ext}"] if len(shards) == 1 else [f"{stem}-{i:05d}-of-{len(shards):05d}.{ext}" for i in range(1, len(shards) + 1)]
 
@@ -597,7 +619,7 @@ def save_model(model: nn.Module, save_directory, *, safe_serialization: bool = T
         for name in written:  # each file lands atomically; config last, once its weights are in place
             os.replace(os.path.join(tmp, name), os.path.join(save_directory, name))
         for name in os.listdir(save_directory):  # stale weights of an earlier save would shadow the new ones
-            if _WEIGHT_FILE_RE.match(name) and name not in written:
+            if _weight_file_pattern(variant).match(name) and name not in written:
                 os.remove(os.path.join(save_directory, name))
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
