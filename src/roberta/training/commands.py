@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 
 TASKS = ["sequence-classification", "token-classification", "question-answering", "multiple-choice"]
 
@@ -24,7 +25,9 @@ def _setup_logging(args) -> None:
 
 
 def _print(result) -> int:
-    print(json.dumps(result, indent=2, default=str))
+    """The result as JSON on stdout, once (rank 0) under torchrun."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(json.dumps(result, indent=2, default=str))
     return 0
 
 
@@ -114,6 +117,7 @@ def _add_pretrain(sub) -> None:
 
 
 def _run_pretrain(args) -> int:
+    from roberta.training.distributed import cleanup
     from roberta.training.pretraining import pretrain
 
     _setup_logging(args)
@@ -122,6 +126,7 @@ def _run_pretrain(args) -> int:
         eval_files=args.eval_files, max_seq_len=args.max_seq_len, hidden_size=args.hidden_size,
         num_layers=args.num_layers, num_heads=args.num_heads, intermediate_size=args.intermediate_size,
         dropout=args.dropout, mlm_probability=args.mlm_probability, cache_dir=args.cache_dir, **_trainer_kwargs(args))
+    cleanup()
     return _print(result)
 
 
@@ -144,12 +149,14 @@ def _add_finetune(sub) -> None:
 
 
 def _run_finetune(args) -> int:
+    from roberta.training.distributed import cleanup
     from roberta.training.finetuning import finetune
 
     _setup_logging(args)
     result = finetune(args.task, args.model, args.train_file, args.output_dir, eval_file=args.eval_file,
                       tokenizer=args.tokenizer, max_length=args.max_length, labels=args.labels,
                       **_trainer_kwargs(args))
+    cleanup()
     return _print(result)
 
 

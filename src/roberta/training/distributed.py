@@ -54,6 +54,12 @@ def init_distributed(device: str | torch.device | None = None, backend: str | No
     return DistInfo(rank=rank, world_size=world_size, local_rank=local_rank, device=device)
 
 
+def cleanup() -> None:
+    """Leave the process group (end of a torchrun job)."""
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def barrier() -> None:
     if dist.is_available() and dist.is_initialized():
         dist.barrier()
