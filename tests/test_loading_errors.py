@@ -25,7 +25,7 @@ def test_folder_without_weights_lists_contents(tmp_path):
 
 def test_use_safetensors_true_refuses_bin_only_folder(tmp_path):
     theirs(MLM).save_pretrained(tmp_path, safe_serialization=False)
-    with pytest.raises(loading.CheckpointError, match="no weights \\(model.safetensors\\)"):
+    with pytest.raises(loading.CheckpointError, match=r"no weights \(model\.safetensors / model\.safetensors\.index\.json\)"):
         ours_cls(MLM).from_pretrained(tmp_path, use_safetensors=True)
 
 
