@@ -83,6 +83,20 @@ def test_generator_state_round_trip(tok):
     assert torch.equal(expected["labels"], again["labels"])
 
 
+def test_dataloader_workers_draw_different_masks(tok):
+    """As the collate_fn of a 2-worker DataLoader: workers mask the same data differently, reproducibly."""
+    examples = _examples(tok, n=8)
+
+    def masks():
+        loader = torch.utils.data.DataLoader([examples] * 4, batch_size=None, num_workers=2,
+                                             collate_fn=DataCollatorForLanguageModeling(tok, seed=4))
+        return [batch["labels"] for batch in loader]  # batches alternate between worker 0 and worker 1
+
+    first, second = masks(), masks()
+    assert not torch.equal(first[0], first[1])
+    assert all(torch.equal(a, b) for a, b in zip(first, second))
+
+
 def test_same_structure_as_transformers_collator(tok):
     from transformers import DataCollatorForLanguageModeling as HFCollator
 

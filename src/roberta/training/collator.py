@@ -193,6 +193,7 @@ class DataCollatorForLanguageModeling(_PaddingCollator):
         self.whole_word_mask = whole_word_mask
         self.seed = seed
         self.generator = torch.Generator().manual_seed(seed) if seed is not None else None
+        self._worker_id = None  # DataLoader worker this copy reseeded for (see _worker_generator)
         special = {int(i) for i in getattr(tokenizer, "all_special_ids", []) if i is not None}
         special |= {i for i in (tokenizer.pad_token_id, getattr(tokenizer, "mask_token_id", None)) if i is not None}
         self._special_ids = torch.tensor(sorted(special), dtype=torch.long)
@@ -217,6 +218,15 @@ class DataCollatorForLanguageModeling(_PaddingCollator):
             batch["labels"] = labels
         return batch
 
+    def _worker_generator(self) -> torch.Generator | None:
+        """Inside DataLoader worker k, a seeded collator draws from seed + k (as transformers), so the
+        workers' copies do not all repeat the same masks."""
+        info = torch.utils.data.get_worker_info()
+        if info is not None and self.seed is not None and self._worker_id != info.id:
+            self.generator = torch.Generator().manual_seed(self.seed + info.id)
+            self._worker_id = info.id
+        return self.generator
+
     def torch_mask_tokens(self, inputs: torch.Tensor, special_tokens_mask: torch.Tensor | None = None):
         """(B, T) ids -> (masked ids, labels). Never selects specials or padding."""
         inputs = inputs.clone()
@@ -224,7 +234,7 @@ class DataCollatorForLanguageModeling(_PaddingCollator):
         never = torch.isin(inputs, self._special_ids)
         if special_tokens_mask is not None:
             never |= special_tokens_mask.bool()
-        g = self.generator
+        g = self._worker_generator()
         probs = torch.full(inputs.shape, self.mlm_probability).masked_fill_(never, 0.0)
         selected = torch.bernoulli(probs, generator=g).bool()
         labels[~selected] = -100
