@@ -123,3 +123,22 @@ def test_bad_shard_size_and_dtype(tmp_path):
     with pytest.raises(ValueError, match="dtype='float17' is not a torch dtype"):
         ours_cls(MLM).from_pretrained(tmp_path / "m", dtype="float17")
     assert not os.path.exists(tmp_path / "o" / "model.safetensors")
+
+
+def test_legacy_non_zip_bin_still_loads(tmp_path):
+    ref = theirs("RobertaModel")
+    ref.config.save_pretrained(tmp_path)
+    torch.save(ref.state_dict(), tmp_path / "pytorch_model.bin", _use_new_zipfile_serialization=False)
+    assert_same_outputs(ours_cls("RobertaModel").from_pretrained(tmp_path), ref, inputs("RobertaModel"))
+
+
+def test_save_options_state_dict_and_main_process(tmp_path):
+    model = ours_cls(MLM).from_pretrained(_save(theirs(MLM), tmp_path / "m"))
+    model.save_pretrained(tmp_path / "skip", is_main_process=False)
+    assert not (tmp_path / "skip").exists()
+    state = {k: v * 0 for k, v in model.state_dict().items()}
+    model.save_pretrained(tmp_path / "zeros", state_dict=state)
+    zeros = ours_cls(MLM).from_pretrained(tmp_path / "zeros")
+    assert all(torch.count_nonzero(p) == 0 for p in zeros.parameters())
+    with pytest.raises(TypeError, match=r"unexpected arguments: \['bogus'\]"):
+        model.save_pretrained(tmp_path / "x", bogus=True)

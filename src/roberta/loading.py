@@ -149,7 +149,12 @@ def read_safetensors(path: str, dtype: torch.dtype | None = None) -> dict[str, t
 def read_torch_bin(path: str, dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
     """Read a pytorch_model.bin with torch.load(weights_only=True): a pickle carrying code is refused."""
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        try:  # zip-format files (torch >= 1.6) map lazily, like safetensors; legacy ones are read whole
+            state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        except RuntimeError as err:
+            if "mmap" not in str(err):
+                raise
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as err:
         raise CheckpointError(
             f"{path} holds Python objects other than tensors, so it was not unpickled (torch.load with "
