@@ -128,7 +128,7 @@ class Pipeline:
 
     def _is_single(self, inputs) -> bool:
         """True when `inputs` is one input rather than a collection of them."""
-        return isinstance(inputs, (str, dict))
+        return isinstance(inputs, str)
 
     # ------------------------------------------------------------------ calling
     def __call__(self, inputs, *args, batch_size: int | None = None, **kwargs):
@@ -195,6 +195,22 @@ class Pipeline:
         return ids.to(self.device), mask.to(self.device)
 
     # ------------------------------------------------------------------ helpers for tasks
+    def _require_text(self, item) -> str:
+        if not isinstance(item, str):
+            raise ValueError(f"{self.task} expects text (str), got {type(item).__name__}")
+        return item
+
+    def _encode_within_limit(self, text, pair=None, kwargs=None) -> list[int]:
+        """Token ids of text (and pair); past the model's limit they are truncated with a logged warning
+        (unless the caller chose truncation= itself), instead of crashing in the position embedding."""
+        kwargs = kwargs or {}
+        ids = self.tokenizer(text, pair, **kwargs)["input_ids"]
+        if len(ids) > self.max_length and "truncation" not in kwargs:
+            logger.warning("%s: an input of %d tokens is longer than the model's %d-token limit; it is truncated "
+                           "(pass truncation=... to choose how)", self.task, len(ids), self.max_length)
+            ids = self.tokenizer(text, pair, truncation=True, max_length=self.max_length, **kwargs)["input_ids"]
+        return list(ids)
+
     def _label(self, index: int) -> str:
         id2label = getattr(self.model.config, "id2label", None) or {}
         return id2label.get(index, id2label.get(str(index), f"LABEL_{index}"))
@@ -207,10 +223,15 @@ def _model_device(model) -> torch.device:
         return torch.device("cpu")
 
 
+def check_int(name: str, value, minimum: int = 1) -> int:
+    """`value` as an int >= minimum, or a ValueError naming the parameter."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return value
+
+
 def _check_batch_size(batch_size) -> int:
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
-    return batch_size
+    return check_int("batch_size", batch_size)
 
 
 def softmax32(logits: torch.Tensor) -> torch.Tensor:

@@ -9,11 +9,7 @@ Inputs longer than the model's limit are truncated with a logged warning.
 """
 from __future__ import annotations
 
-import logging
-
 from .base import Pipeline
-
-logger = logging.getLogger(__name__)
 
 POOLINGS = ("mean", "cls")
 
@@ -35,19 +31,8 @@ class FeatureExtractionPipeline(Pipeline):
             params["pooling"] = pooling
         return params
 
-    def _is_single(self, inputs) -> bool:
-        return isinstance(inputs, str)
-
     def preprocess(self, item, params):
-        if not isinstance(item, str):
-            raise ValueError(f"feature-extraction expects text (str), got {type(item).__name__}")
-        kwargs = params.get("tokenize_kwargs", {})
-        ids = self.tokenizer(item, **kwargs)["input_ids"]
-        if len(ids) > self.max_length and "truncation" not in kwargs:
-            logger.warning("feature-extraction: an input of %d tokens is longer than the %d-token limit; truncated",
-                           len(ids), self.max_length)
-            ids = self.tokenizer(item, truncation=True, max_length=self.max_length, **kwargs)["input_ids"]
-        return [{"input_ids": list(ids)}]
+        return [{"input_ids": self._encode_within_limit(self._require_text(item), None, params.get("tokenize_kwargs"))}]
 
     def _forward(self, input_ids, attention_mask, features, params):
         hidden = self.model(input_ids=input_ids, attention_mask=attention_mask)[0]  # (B, T, C)

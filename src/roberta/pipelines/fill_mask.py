@@ -14,7 +14,7 @@ import logging
 
 import torch
 
-from .base import Pipeline, PipelineException, softmax32
+from .base import Pipeline, PipelineException, check_int, softmax32
 
 logger = logging.getLogger(__name__)
 
@@ -34,9 +34,7 @@ class FillMaskPipeline(Pipeline):
             raise PipelineException(self.task, "roberta", "The tokenizer does not define a `mask_token`.")
         params = {}
         if top_k is not None:
-            if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
-                raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
-            params["top_k"] = top_k
+            params["top_k"] = check_int("top_k", top_k)
         if targets is not None:
             params["target_ids"] = self.get_target_ids(targets)
         if tokenizer_kwargs is not None:
@@ -80,8 +78,7 @@ class FillMaskPipeline(Pipeline):
 
     # ------------------------------------------------------------------ steps
     def preprocess(self, item, params):
-        if not isinstance(item, str):
-            raise TypeError(f"fill-mask expects text (str), got {type(item).__name__}")
+        self._require_text(item)
         mask_id = self.tokenizer.mask_token_id
         ids = list(self.tokenizer(item, **params.get("tokenizer_kwargs", {}))["input_ids"])
         masks = [i for i, token in enumerate(ids) if token == mask_id]

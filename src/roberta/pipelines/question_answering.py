@@ -13,7 +13,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .base import Pipeline
+from .base import Pipeline, check_int
 from .windows import split_windows
 
 
@@ -23,16 +23,10 @@ class QuestionAnsweringPipeline(Pipeline):
     def _sanitize_parameters(self, top_k=None, doc_stride=None, max_answer_len=None, max_seq_len=None,
                              max_question_len=None, handle_impossible_answer=None, align_to_words=None, padding=None):
         params = {}
-        for name, value in (("top_k", top_k), ("max_answer_len", max_answer_len)):
+        for name, value, minimum in (("top_k", top_k, 1), ("max_answer_len", max_answer_len, 1),
+                                     ("doc_stride", doc_stride, 0), ("max_seq_len", max_seq_len, 1)):
             if value is not None:
-                if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                    raise ValueError(f"{name} parameter should be >= 1 (got {value!r})")
-                params[name] = value
-        for name, value in (("doc_stride", doc_stride), ("max_seq_len", max_seq_len)):
-            if value is not None:
-                if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                    raise ValueError(f"{name} must be a non-negative integer (got {value!r})")
-                params[name] = value
+                params[name] = check_int(name, value, minimum)
         if handle_impossible_answer is not None:
             params["handle_impossible_answer"] = bool(handle_impossible_answer)
         if align_to_words is not None:
@@ -40,6 +34,9 @@ class QuestionAnsweringPipeline(Pipeline):
         return params  # max_question_len and padding are accepted for compatibility; the fast path ignores them
 
     # ------------------------------------------------------------------ inputs
+    def _is_single(self, inputs) -> bool:
+        return isinstance(inputs, dict)
+
     def __call__(self, *args, question=None, context=None, **kwargs):
         if question is not None or context is not None:
             if args:

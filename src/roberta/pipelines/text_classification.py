@@ -10,7 +10,7 @@ import logging
 
 import torch
 
-from .base import Pipeline
+from .base import Pipeline, check_int
 
 logger = logging.getLogger(__name__)
 
@@ -28,9 +28,7 @@ class TextClassificationPipeline(Pipeline):
         if return_all_scores is None:
             return_all_scores = getattr(self.model.config, "return_all_scores", None)
         if top_k is not _UNSET:
-            if top_k is not None and (isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1):
-                raise ValueError(f"top_k must be a positive integer or None, got {top_k!r}")
-            params["top_k"] = top_k
+            params["top_k"] = None if top_k is None else check_int("top_k", top_k)
         elif return_all_scores is not None:
             logger.warning("`return_all_scores` is deprecated: use top_k=None (all) or top_k=1 instead.")
             params["top_k"] = None if return_all_scores else 1
@@ -58,7 +56,7 @@ class TextClassificationPipeline(Pipeline):
         return isinstance(inputs, (str, dict)) or _is_legacy_pair(inputs)
 
     def preprocess(self, item, params):
-        kwargs = dict(params.get("tokenizer_kwargs", {}))
+        kwargs = params.get("tokenizer_kwargs", {})
         if isinstance(item, dict):
             unknown = set(item) - {"text", "text_pair"}
             if "text" not in item or unknown:
@@ -72,12 +70,7 @@ class TextClassificationPipeline(Pipeline):
             raise ValueError(
                 "The pipeline received invalid inputs, if you are trying to send text pairs, you can try to send a"
                 ' dictionary `{"text": "My text", "text_pair": "My pair"}` in order to send a text pair.')
-        ids = self.tokenizer(text, pair, **kwargs)["input_ids"]
-        if len(ids) > self.max_length and "truncation" not in kwargs:
-            logger.warning("text-classification: an input of %d tokens is longer than the model's %d-token limit; "
-                           "it is truncated (pass truncation=... to choose how)", len(ids), self.max_length)
-            ids = self.tokenizer(text, pair, truncation=True, max_length=self.max_length, **kwargs)["input_ids"]
-        return [{"input_ids": list(ids)}]
+        return [{"input_ids": self._encode_within_limit(text, pair, kwargs)}]
 
     def _forward(self, input_ids, attention_mask, features, params):
         logits = self.model(input_ids=input_ids, attention_mask=attention_mask).logits  # (B, num_labels)

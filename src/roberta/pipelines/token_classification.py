@@ -14,7 +14,7 @@ import logging
 
 import torch
 
-from .base import Pipeline
+from .base import Pipeline, check_int
 from .windows import best_window_per_token, split_windows
 
 logger = logging.getLogger(__name__)
@@ -40,17 +40,11 @@ class TokenClassificationPipeline(Pipeline):
         if ignore_labels is not None:
             params["ignore_labels"] = list(ignore_labels)
         if stride is not None:
-            if isinstance(stride, bool) or not isinstance(stride, int) or stride < 0:
-                raise ValueError(f"stride must be a non-negative integer, got {stride!r}")
-            params["stride"] = stride
+            params["stride"] = check_int("stride", stride, 0)
         return params
 
-    def _is_single(self, inputs) -> bool:
-        return isinstance(inputs, str)
-
     def preprocess(self, item, params):
-        if not isinstance(item, str):
-            raise ValueError(f"token-classification expects text (str), got {type(item).__name__}")
+        self._require_text(item)
         if not getattr(self.tokenizer, "is_fast", False):
             raise ValueError("token-classification needs a fast tokenizer (character offsets and word ids)")
         enc = self.tokenizer(item, add_special_tokens=False, return_offsets_mapping=True)
