@@ -7,12 +7,13 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from functools import lru_cache
 
 import regex
 
 __all__ = ["bytes_to_unicode", "BYTE_ENCODER", "BYTE_DECODER", "PRETOKENIZE", "read_vocab", "read_merges",
-           "BytePairEncoder", "bytes_from_tokens"]
+           "BytePairEncoder", "bytes_from_tokens", "pretokenizer_for"]
 
 
 @lru_cache(maxsize=None)
@@ -63,6 +64,20 @@ _L, _N = f"[\\p{{L}}--{_X}]", f"[\\p{{N}}--{_X}]"
 PRETOKENIZE = regex.compile(
     rf"(?V1)'s|'t|'re|'ve|'m|'ll|'d| ?{_L}+| ?{_N}+| ?[[^\s\p{{L}}\p{{N}}]{_X}]+|\s+(?!\S)|\s+"
 )
+# The same split, faster, for the common cases (the set operations above cost ~3x): text without any of
+# the excluded chars, and pure-ASCII text (stdlib `re`; whitespace spelled out because `re`'s \s also
+# matches \x1c-\x1f, which are not Unicode White_Space).
+_PLAIN = regex.compile(r"'s|'t|'re|'ve|'m|'ll|'d| ?\p{L}+| ?\p{N}+| ?[^\s\p{L}\p{N}]+|\s+(?!\S)|\s+")
+_WS = r"\t\n\x0b\x0c\r "
+_ASCII = re.compile(rf"'s|'t|'re|'ve|'m|'ll|'d| ?[A-Za-z]+| ?[0-9]+| ?[^{_WS}A-Za-z0-9]+|[{_WS}]+(?![^{_WS}])|[{_WS}]+")
+_HAS_EXCLUDED = regex.compile(_X).search
+
+
+def pretokenizer_for(text: str):
+    """The compiled pre-tokenization pattern to use on `text` (all three split identically)."""
+    if text.isascii():
+        return _ASCII
+    return _PLAIN if _HAS_EXCLUDED(text) is None else PRETOKENIZE
 
 
 def read_vocab(path: str | os.PathLike) -> dict[str, int]:

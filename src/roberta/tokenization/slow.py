@@ -7,13 +7,14 @@ so offsets work here too (transformers refuses them on its slow tokenizer).
 """
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import regex
 
 from .added_tokens import AddedTokenSplitter
 from .base import RobertaTokenizerBase
-from .bpe import PRETOKENIZE, BytePairEncoder, read_merges, read_vocab
+from .bpe import BytePairEncoder, pretokenizer_for, read_merges, read_vocab
 
-_FINDALL, _FINDITER = PRETOKENIZE.findall, PRETOKENIZE.finditer
 # Chars Rust's offset trimming treats as spaces: the byte-mapped space 'Ġ' and Unicode White_Space.
 _SPACES = frozenset("Ġ" + "".join(regex.findall(r"\p{White_Space}", "".join(map(chr, range(0x3001))))))
 
@@ -36,6 +37,14 @@ def _trim(tok: str, s: int, e: int, first: bool, add_prefix_space: bool) -> tupl
     return s, e
 
 
+class FrozenEncoding(NamedTuple):
+    """A SlowEncoding with its views computed: what a pickled BatchEncoding carries (not the tokenizer)."""
+    ids: list
+    tokens: list
+    offsets: list
+    word_ids: list
+
+
 class SlowEncoding:
     """Raw (special-token-free) encoding of one text; tokens/offsets/word_ids computed on first access."""
 
@@ -49,6 +58,9 @@ class SlowEncoding:
         if self._details is None:
             self._details = self._owner._details(self._text, self._prefix, self._pretok)
         return self._details
+
+    def __reduce__(self):
+        return FrozenEncoding, (self.ids, *self._get())
 
     @property
     def tokens(self) -> list[str]:
@@ -142,7 +154,7 @@ class RobertaTokenizer(RobertaTokenizerBase):
             seg = text if (s == 0 and e == len(text)) else text[s:e]
             if prefix and seg[0] != " ":  # the Rust pre-tokenizer prefixes every plain segment
                 seg = " " + seg
-            for piece in _FINDALL(seg):
+            for piece in pretokenizer_for(seg).findall(seg):
                 hit = cache.get(piece)
                 out.extend(hit if hit is not None else bpe(piece))
         return out
@@ -198,7 +210,7 @@ class RobertaTokenizer(RobertaTokenizerBase):
             if pre:
                 seg = " " + seg
             shift = s - 1 if pre else s
-            for m in _FINDITER(seg):
+            for m in pretokenizer_for(seg).finditer(seg):
                 p0 = m.start()
                 ptoks, spans = layout(m.group())
                 for t, (c0, c1) in zip(ptoks, spans):
