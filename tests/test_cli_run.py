@@ -78,9 +78,9 @@ def test_file_input_and_atomic_output(folders, tmp_path):
     source, target = tmp_path / "in.txt", tmp_path / "out.jsonl"
     source.write_text("\n".join(TEXTS) + "\n", encoding="utf-8")
     result = run(["run", "--task", "fill-mask", "--model", str(folders["fill-mask"]), "--input", str(source),
-                  "--output", str(target)])
+                  "--output", str(target), "--progress"])
     assert result.returncode == 0, result.stderr
-    assert result.stdout == ""
+    assert result.stdout == "" and f"{len(TEXTS)} lines" in result.stderr  # tqdm's bar on stderr
     assert [len(json.loads(line)) for line in target.read_text(encoding="utf-8").splitlines()] == [5] * len(TEXTS)
     # a failing run leaves the earlier output untouched and no temp file behind
     before = target.read_text(encoding="utf-8")
