@@ -18,11 +18,14 @@ class FeatureExtractionPipeline(Pipeline):
     task = "feature-extraction"
 
     def _sanitize_parameters(self, truncation=None, tokenize_kwargs=None, return_tensors=None, pooling=None):
-        params = {"tokenize_kwargs": dict(tokenize_kwargs or {})}
+        params = {}
+        tokenize_kwargs = dict(tokenize_kwargs or {})
         if truncation is not None:
-            if "truncation" in params["tokenize_kwargs"]:
+            if "truncation" in tokenize_kwargs:
                 raise ValueError("truncation parameter defined twice (given as keyword argument as well as in tokenize_kwargs)")
-            params["tokenize_kwargs"]["truncation"] = truncation
+            tokenize_kwargs["truncation"] = truncation
+        if tokenize_kwargs:
+            params["tokenize_kwargs"] = tokenize_kwargs
         if return_tensors is not None:
             params["return_tensors"] = bool(return_tensors)
         if pooling is not None:
