@@ -130,6 +130,7 @@ def test_bad_arguments_give_one_line_and_exit_2(folders, args, needle):
 def test_help_lists_tasks_and_options():
     top = run(["--help"])
     assert top.returncode == 0 and "run" in top.stdout
+    assert all(task in top.stdout for task in ("fill-mask", "text-classification", "question-answering"))
     sub = run(["run", "--help"])
     assert sub.returncode == 0
     for word in ("fill-mask", "question-answering", "token-classification", "--batch-size", "--dtype", "--device",

@@ -18,7 +18,7 @@ import os
 import sys
 import tempfile
 
-from . import TASK_ALIASES, get_supported_tasks, normalize_task
+from . import SUPPORTED_TASKS, TASK_ALIASES, get_supported_tasks, normalize_task
 
 _CHUNK_BATCHES = 8  # lines read ahead = batch size x this: enough to sort by length, small enough to stream
 _TOP_K_TASKS = {"fill-mask", "text-classification", "question-answering"}
@@ -32,7 +32,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     tasks = get_supported_tasks()
     parser = subparsers.add_parser(
         "run",
-        help="run a task pipeline over lines of input (one JSON line per input)",
+        help=f"run a task pipeline over lines of input, one JSON line per input ({', '.join(SUPPORTED_TASKS)})",
         description="Run a task pipeline over lines of text (stdin or --input) and write one JSON line per input "
                     f"(stdout or --output). Tasks: {', '.join(tasks)}. question-answering reads one JSON object "
                     'per line: {"question": ..., "context": ...}; text-classification also accepts '
