@@ -149,8 +149,7 @@ def test_fill_mask_errors_and_long_inputs(model_dirs, caplog):
     with caplog.at_level(logging.WARNING):
         got = ours(short + " word" * 100 + " <mask>")
     assert "mask(s) 2 of 2" in caplog.text
-    assert isinstance(got, list) and isinstance(got[0], dict)  # one mask left: one list
-    assert [r["token"] for r in got] == [r["token"] for r in ours(short)][: len(got)] or len(got) == 5
+    assert isinstance(got, list) and len(got) == 5 and isinstance(got[0], dict)  # one mask left: one list
 
 
 # ------------------------------------------------------------------------------------ text-classification
