@@ -54,6 +54,8 @@ def _causal_keep(T: int, S: int, device) -> Tensor:
 def _from_keep(keep: Tensor, dtype: torch.dtype) -> AttentionMask:
     bias = torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill_(~keep, torch.finfo(dtype).min)
     rows = keep.any(dim=-1, keepdim=True)
+    if torch.compiler.is_compiling():  # no data-dependent branch in a compiled graph: always apply it
+        return AttentionMask(bias=bias, row_keep=rows.to(dtype))
     row_keep = None if bool(rows.all()) else rows.to(dtype)
     return AttentionMask(bias=bias, row_keep=row_keep)
 
