@@ -185,3 +185,16 @@ def test_output_to_a_fifo_is_written_through_not_replaced(folders, tmp_path):
     assert result.returncode == 0, result.stderr
     assert fifo.is_fifo()
     assert len(json.loads(received[0])) == 5
+
+
+def test_fill_mask_without_model_uses_the_embedded_default():
+    from roberta.embedded import default_model_path
+
+    try:
+        folder = default_model_path()
+    except FileNotFoundError as err:
+        pytest.skip(f"embedded default model not built: {err}")
+    result = run(["run", "--task", "fill-mask", "--top-k", "2"], stdin="The capital of France is <mask>.\n")
+    assert result.returncode == 0, result.stderr
+    ref = transformers.pipeline("fill-mask", model=folder, device=-1)
+    assert_close(json.loads(result.stdout), ref("The capital of France is <mask>.", top_k=2))
