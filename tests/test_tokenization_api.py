@@ -324,3 +324,12 @@ def test_fast_add_prefix_space_setter_reconfigures_backend(small_vocab_dir):
     assert fast.backend_tokenizer.pre_tokenizer.add_prefix_space is True
     text = ["hello newword x", "newword"]
     assert dict(fast(text, return_offsets_mapping=True)) == dict(hf_prefix(text, return_offsets_mapping=True))
+
+
+def test_model_max_length_default_drives_truncation_and_padding(small, hf_small):
+    hf = hf_small[1]  # built with model_max_length=512, what ours uses when tokenizer_config.json lacks it
+    long_text = " ".join(["word"] * 700)
+    for tok in small:
+        assert len(tok(long_text, truncation=True)["input_ids"]) == 512
+        assert dict(tok("x", padding="max_length")) == dict(hf("x", padding="max_length"))
+        assert dict(tok(long_text, truncation=True)) == dict(hf(long_text, truncation=True))
