@@ -30,7 +30,7 @@ def _mlm_model(tok, seed=0):
     return RobertaForMaskedLM(tiny_config(len(tok), max_len=32))
 
 
-def _run(tok, data, out, stop_at=None, resume=False, **overrides):
+def _run(tok, data, out, stop_at=None, resume=False, crash_with=StopTraining, **overrides):
     model = _mlm_model(tok)
     kwargs = dict(output_dir=str(out), per_device_train_batch_size=4, gradient_accumulation_steps=2, max_steps=8,
                   learning_rate=2e-3, warmup_steps=2, weight_decay=0.01, logging_steps=2, save_steps=3,
@@ -39,7 +39,7 @@ def _run(tok, data, out, stop_at=None, resume=False, **overrides):
 
     def stop(trainer):
         if stop_at is not None and trainer.state["global_step"] == stop_at:
-            raise StopTraining
+            raise crash_with
 
     trainer = Trainer(model, TrainingArguments(**kwargs), train_dataset=data, tokenizer=tok, callbacks=[stop],
                       data_collator=DataCollatorForLanguageModeling(tok, seed=5))
@@ -48,13 +48,15 @@ def _run(tok, data, out, stop_at=None, resume=False, **overrides):
 
 
 def test_resume_matches_uninterrupted_run(setup, tmp_path):
-    """Killed after step 6 (checkpoint at 6, in epoch 1), resumed to 8: same weights as one straight run.
+    """Crashed in step 7 (checkpoint at 6, in epoch 1), resumed to 8: same weights as one straight run.
 
     Dropout is on, masking is random and the 40 blocks make 5 steps an epoch, so this covers the data
     position, the epoch boundary, the masking generator and the dropout RNG."""
     tok, data, _ = setup
     straight, _ = _run(tok, data, tmp_path / "a")
-    _run(tok, data, tmp_path / "b", stop_at=6)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _run(tok, data, tmp_path / "b", stop_at=7, crash_with=RuntimeError("simulated crash"))
+    assert not (tmp_path / "b" / "checkpoint-7").exists()
     assert (tmp_path / "b" / "checkpoint-6").is_dir()
     state = json.loads((tmp_path / "b" / "checkpoint-6" / "trainer_state.json").read_text())
     assert state["global_step"] == 6 and state["epoch"] == 1 and state["micro_step"] == 2
@@ -149,3 +151,10 @@ def test_bad_arguments(tmp_path):
         TrainingArguments(output_dir=str(tmp_path), bf16=True, fp16=True)
     with pytest.raises(ValueError, match="max_steps"):
         TrainingArguments(output_dir=str(tmp_path), num_train_epochs=0)
+
+
+def test_stop_training_from_a_callback(setup, tmp_path):
+    tok, data, _ = setup
+    _, trainer = _run(tok, data, tmp_path, stop_at=2, save_steps=None)
+    assert trainer.state["global_step"] == 2
+    assert [e["step"] for e in trainer.state["log_history"]] == [2]
