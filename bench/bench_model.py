@@ -96,7 +96,7 @@ def interleaved(fns: dict, repeats: int, warmup: int) -> dict:
             t0 = CLOCK()
             fns[k]()
             times[k].append(CLOCK() - t0)
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {k: statistics.median(v) for k, v in times.items()} | {f"{k}_min": min(v) for k, v in times.items()}
 
 
 def bench_forward(args, shapes, dtypes, models):
@@ -120,10 +120,12 @@ def bench_forward(args, shapes, dtypes, models):
                                       args.repeats, args.warmup)
                     del a, b
                 row = dict(model=name, dtype=dname, shape=f"{B}x{T}", theirs=med["theirs"], ours=med["ours"],
-                           ratio=med["theirs"] / med["ours"], tokens_s=B * T / med["ours"], maxdiff=diff)
+                           ratio=med["theirs"] / med["ours"], ratio_min=med["theirs_min"] / med["ours_min"],
+                           tokens_s=B * T / med["ours"], maxdiff=diff)
                 rows.append(row)
                 print(f"{name:34s} {dname:5s} {B:>3d}x{T:<4d} theirs {row['theirs'] * 1e3:9.1f} ms  ours "
-                      f"{row['ours'] * 1e3:9.1f} ms  ratio {row['ratio']:.2f}  max|diff| {diff:.1e}", flush=True)
+                      f"{row['ours'] * 1e3:9.1f} ms  ratio {row['ratio']:.2f} (min-based {row['ratio_min']:.2f})  "
+                      f"max|diff| {diff:.1e}", flush=True)
                 gc.collect()
             if dtype != torch.float32:
                 del ours, theirs
@@ -158,9 +160,9 @@ def bench_train(args, shape):
     med = interleaved({"theirs": lambda: step(theirs, opt_t), "ours": lambda: step(ours, opt_o, sparse_logits=True)},
                       args.train_repeats, 1)
     row = dict(shape=f"{B}x{T}", theirs=med["theirs"], ours=med["ours"], ratio=med["theirs"] / med["ours"],
-               labelled=int((labels != -100).sum()))
+               ratio_min=med["theirs_min"] / med["ours_min"], labelled=int((labels != -100).sum()))
     print(f"MLM train step {B}x{T} ({row['labelled']} labelled): theirs {row['theirs']:.2f} s  ours "
-          f"{row['ours']:.2f} s  ratio {row['ratio']:.2f}", flush=True)
+          f"{row['ours']:.2f} s  ratio {row['ratio']:.2f} (min-based {row['ratio_min']:.2f})", flush=True)
     return row
 
 
@@ -179,16 +181,19 @@ def render(args, fwd_rows, train_row) -> str:
              f"weights ({args.layers} layers, hidden {args.hidden}, vocab {args.vocab}), identical in both, SDPA "
              "in both, torch.inference_mode, attention_mask passed (all ones).", ""]
     if fwd_rows:
-        lines += ["| model | dtype | B x T | transformers ms | ours ms | ratio | ours tokens/s | max abs diff |",
-                  "|---|---|---|---:|---:|---:|---:|---:|"]
+        lines += ["| model | dtype | B x T | transformers ms | ours ms | ratio (medians) | ratio (minima) | "
+                  "ours tokens/s | max abs diff |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|"]
         for r in fwd_rows:
             lines.append(f"| {r['model']} | {r['dtype']} | {r['shape']} | {r['theirs'] * 1e3:.1f} | "
-                         f"{r['ours'] * 1e3:.1f} | {r['ratio']:.2f} | {r['tokens_s']:.0f} | {r['maxdiff']:.1e} |")
+                         f"{r['ours'] * 1e3:.1f} | {r['ratio']:.2f} | {r.get('ratio_min', float('nan')):.2f} | "
+                         f"{r['tokens_s']:.0f} | {r['maxdiff']:.1e} |")
         lines.append("")
     if train_row:
         lines += [f"MLM training step (forward + backward + AdamW, dropout on, {train_row['shape']}, "
                   f"{train_row['labelled']} labelled tokens = 15%): transformers {train_row['theirs']:.2f} s, "
-                  f"ours with `sparse_logits=True` {train_row['ours']:.2f} s, ratio **{train_row['ratio']:.2f}**.",
+                  f"ours with `sparse_logits=True` {train_row['ours']:.2f} s, ratio **{train_row['ratio']:.2f}** "
+                  f"(of minima {train_row.get('ratio_min', float('nan')):.2f}).",
                   ""]
     return "\n".join(lines) + "\n"
 
