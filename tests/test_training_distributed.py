@@ -102,3 +102,21 @@ def test_split_into_micro_batches_matches_one_batch(tmp_path):
     whole, _ = _train(tmp_path / "b", batch_size=16)
     for (name, a), b in zip(accumulated.state_dict().items(), whole.state_dict().values()):
         torch.testing.assert_close(a, b, rtol=0, atol=1e-5, msg=name)
+
+
+def test_sharded_sampler_is_a_deterministic_partition():
+    from roberta.training.distributed import ShardedSampler
+
+    shards = [ShardedSampler(10, rank, 3, seed=1) for rank in range(3)]
+    for s in shards:
+        s.set_epoch(2)
+    parts = [s.indices() for s in shards]
+    assert all(len(p) == 4 for p in parts)  # 10 padded to 12: every rank the same count
+    assert sorted(sum(parts, []))[:10] == sorted(set(sum(parts, [])))[:10] and set(sum(parts, [])) == set(range(10))
+    again = ShardedSampler(10, 1, 3, seed=1)
+    again.set_epoch(2, start=1)
+    assert list(again) == parts[1][1:]  # resuming mid-epoch skips the consumed items, same order
+    again.set_epoch(3)
+    assert again.indices() != parts[1]  # a new order every epoch
+    tiny = [ShardedSampler(3, rank, 5).indices() for rank in range(5)]
+    assert all(len(p) == 1 for p in tiny)  # fewer items than ranks still gives every rank one

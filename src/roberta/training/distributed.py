@@ -107,7 +107,8 @@ class ShardedSampler(torch.utils.data.Sampler):
         else:
             order = list(range(self.length))
         total = self.per_rank * self.world_size
-        order += order[: total - len(order)]
+        while len(order) < total:  # (a loop: a dataset smaller than the world size repeats more than once)
+            order += order[: total - len(order)]
         return order[self.rank:total:self.world_size]
 
     def __iter__(self):
