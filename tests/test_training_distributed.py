@@ -112,7 +112,7 @@ def test_sharded_sampler_is_a_deterministic_partition():
         s.set_epoch(2)
     parts = [s.indices() for s in shards]
     assert all(len(p) == 4 for p in parts)  # 10 padded to 12: every rank the same count
-    assert sorted(sum(parts, []))[:10] == sorted(set(sum(parts, [])))[:10] and set(sum(parts, [])) == set(range(10))
+    assert set(sum(parts, [])) == set(range(10))  # together the ranks cover the data
     again = ShardedSampler(10, 1, 3, seed=1)
     again.set_epoch(2, start=1)
     assert list(again) == parts[1][1:]  # resuming mid-epoch skips the consumed items, same order
