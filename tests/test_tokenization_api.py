@@ -333,3 +333,21 @@ def test_model_max_length_default_drives_truncation_and_padding(small, hf_small)
         assert len(tok(long_text, truncation=True)["input_ids"]) == 512
         assert dict(tok("x", padding="max_length")) == dict(hf("x", padding="max_length"))
         assert dict(tok(long_text, truncation=True)) == dict(hf(long_text, truncation=True))
+
+
+def test_prepare_for_model_and_row_views(small, hf_small):
+    hs, hf = hf_small
+    ids_a, ids_b = hf.encode("some words here", add_special_tokens=False), hf.encode("and more", add_special_tokens=False)
+    kw = dict(truncation=True, max_length=7, padding="max_length", return_special_tokens_mask=True)
+    for tok in small:
+        for ref in (hs, hf):
+            if ref.is_fast:  # transformers' fast prepare_for_model cannot return the special tokens mask
+                kw = {k: v for k, v in kw.items() if k != "return_special_tokens_mask"}
+            assert dict(tok.prepare_for_model(ids_a, ids_b, **kw)) == dict(ref.prepare_for_model(ids_a, ids_b, **kw))
+            assert dict(tok.prepare_for_model(ids_a)) == dict(ref.prepare_for_model(ids_a))
+        enc, ref = tok(["héllo world", "x y"], return_offsets_mapping=True), hf(["héllo world", "x y"], return_offsets_mapping=True)
+        for i in range(2):
+            for attr in ("ids", "tokens", "offsets", "word_ids", "sequence_ids", "attention_mask", "type_ids"):
+                assert getattr(enc[i], attr) == getattr(ref[i], attr) == getattr(enc.encodings[i], attr), attr
+    assert small[0].byte_decoder[small[0].byte_encoder[32]] == 32 and small[1]._tokenizer is small[1].backend_tokenizer
+    assert small[0].vocab == small[1].vocab == hf.vocab

@@ -204,6 +204,10 @@ class RobertaTokenizerBase(EncodeMixin):
         return self.vocab_size + sum(1 for t in self._added_ids if self._token_to_id(t) is None or
                                      self._token_to_id(t) >= self.vocab_size)
 
+    @property
+    def vocab(self) -> dict[str, int]:
+        return self.get_vocab()
+
     def get_vocab(self) -> dict[str, int]:
         vocab = dict(self._base_vocab())
         vocab.update(self._added_ids)

@@ -98,8 +98,9 @@ class BatchEncoding(dict):
             return dict.__getitem__(self, key)
         if isinstance(key, slice):
             return {k: v[key] for k, v in self.items()}
-        raise KeyError(f"index BatchEncoding with a key name (str), not {type(key).__name__}; "
-                       f"use word_ids(i) / tokens(i) for per-row views")
+        if isinstance(key, int) and self._rows is not None:
+            return RowView(self, key)
+        raise KeyError(f"index BatchEncoding with a key name (str) or a row number, not {key!r}")
 
     def __getstate__(self):
         return {"data": dict(self), "rows": self._rows, "template": self._template, "n": self._n_sequences}
@@ -121,8 +122,10 @@ class BatchEncoding(dict):
         return self._rows is not None
 
     @property
-    def encodings(self):
-        return self._rows
+    def encodings(self) -> list["RowView"] | None:
+        """Per-row views with `ids`, `tokens`, `offsets`, `word_ids`, `sequence_ids`, `attention_mask`
+        (what transformers' fast tokenizer returns as `tokenizers.Encoding`); None without alignment."""
+        return None if self._rows is None else [RowView(self, i) for i in range(len(self._rows))]
 
     def convert_to_tensors(self, tensor_type=None, prepend_batch_axis: bool = False) -> "BatchEncoding":
         if tensor_type is None:
@@ -242,3 +245,35 @@ class BatchEncoding(dict):
         b, c = self._split_index(batch_or_char_index, char_index)
         t = self.char_to_token(b, c, sequence_index)
         return None if t is None else self.word_ids(b)[t]
+
+
+class RowView:
+    """One row of a BatchEncoding seen like a `tokenizers.Encoding`."""
+
+    def __init__(self, batch: BatchEncoding, index: int):
+        batch._row(index)  # range check
+        self._batch, self._i = batch, index
+
+    def _field(self, key):
+        value = self._batch[key][self._i] if key in self._batch else None
+        return value.tolist() if hasattr(value, "tolist") else value
+
+    ids = property(lambda self: self._field("input_ids"))
+    attention_mask = property(lambda self: self._field("attention_mask"))
+    special_tokens_mask = property(lambda self: self._field("special_tokens_mask"))
+    tokens = property(lambda self: self._batch.tokens(self._i))
+    offsets = property(lambda self: self._batch.offsets(self._i))
+    word_ids = property(lambda self: self._batch.word_ids(self._i))
+    words = word_ids
+    sequence_ids = property(lambda self: self._batch.sequence_ids(self._i))
+    n_sequences = property(lambda self: self._batch.n_sequences)
+
+    @property
+    def type_ids(self):
+        return self._field("token_type_ids") or [0] * len(self.ids)
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __repr__(self) -> str:
+        return f"RowView(num_tokens={len(self)}, attributes=[ids, type_ids, tokens, offsets, attention_mask, special_tokens_mask, word_ids, sequence_ids])"

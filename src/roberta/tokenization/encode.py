@@ -41,6 +41,25 @@ def _check_texts(text, pretokenized: bool, name: str):
     raise bad("", text)
 
 
+class RawIds:
+    """A raw encoding made from ids alone (prepare_for_model): no text, so no offsets or words."""
+
+    def __init__(self, ids: list[int], to_tokens):
+        self.ids, self._to_tokens = ids, to_tokens
+
+    @property
+    def tokens(self):
+        return self._to_tokens(self.ids)
+
+    @property
+    def offsets(self):
+        return [(0, 0)] * len(self.ids)
+
+    @property
+    def word_ids(self):
+        return [None] * len(self.ids)
+
+
 class EncodeMixin:
     def __call__(self, text=None, text_pair=None, text_target=None, text_pair_target=None, add_special_tokens=True,
                  padding=False, truncation=None, max_length=None, stride=0, is_split_into_words=False,
@@ -102,6 +121,14 @@ class EncodeMixin:
         """Token strings (vocabulary spellings; `<mask>` without the space it swallowed)."""
         return self.convert_ids_to_tokens(self.encode(text, pair, add_special_tokens=add_special_tokens, **kwargs))
 
+    def prepare_for_model(self, ids: list[int], pair_ids: list[int] | None = None, **kwargs) -> BatchEncoding:
+        """Specials, truncation and padding for already-tokenized ids (one sample). Overflow comes back as
+        extra rows, as from __call__."""
+        kwargs.pop("prepend_batch_axis", None)
+        tokens = self.convert_ids_to_tokens
+        return self._encode(RawIds(list(ids), tokens), None if pair_ids is None else RawIds(list(pair_ids), tokens),
+                            batched=False, pretokenized=False, **kwargs)
+
     def _encode(self, first, second, *, batched, pretokenized, add_special_tokens=True, padding=False,
                 truncation=None, max_length=None, stride=0, pad_to_multiple_of=None, padding_side=None,
                 return_tensors=None, return_token_type_ids=None, return_attention_mask=None,
@@ -118,8 +145,11 @@ class EncodeMixin:
             raise ValueError("Asking to pad but the tokenizer does not have a padding token; set tokenizer.pad_token "
                              "(e.g. tokenizer.pad_token = tokenizer.eos_token) or add one with add_special_tokens.")
         prefix = self._add_prefix_space if add_prefix_space is None else bool(add_prefix_space)
-        raws_a = self._raw_encode(first, pretokenized, prefix)
-        raws_b = None if second is None else self._raw_encode(second, pretokenized, prefix)
+        if isinstance(first, RawIds):  # prepare_for_model: ids given, nothing to tokenize
+            raws_a, raws_b = [first], None if second is None else [second]
+        else:
+            raws_a = self._raw_encode(first, pretokenized, prefix)
+            raws_b = None if second is None else self._raw_encode(second, pretokenized, prefix)
         n_special = (4 if second is not None else 2) if add_special_tokens else 0
         if trunc != "do_not_truncate" and max_length < n_special:
             raise ValueError(f"max_length={max_length} is smaller than the {n_special} special tokens "

@@ -94,6 +94,10 @@ class RobertaTokenizerFast(RobertaTokenizerBase):
         """The Rust tokenizer configured like this instance (add_prefix_space included)."""
         return self._variant(self._add_prefix_space)
 
+    @property
+    def _tokenizer(self) -> Tokenizer:  # transformers' attribute name, used by some user code
+        return self.backend_tokenizer
+
     def _variant(self, add_prefix_space: bool) -> Tokenizer:
         tok = self._variants.get(add_prefix_space)
         if tok is None:

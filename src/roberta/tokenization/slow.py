@@ -13,7 +13,7 @@ import regex
 
 from .added_tokens import AddedTokenSplitter
 from .base import RobertaTokenizerBase
-from .bpe import BytePairEncoder, pretokenizer_for, read_merges, read_vocab
+from .bpe import BYTE_DECODER, BYTE_ENCODER, PRETOKENIZE, BytePairEncoder, pretokenizer_for, read_merges, read_vocab
 
 # Chars Rust's offset trimming treats as spaces: the byte-mapped space 'Ġ' and Unicode White_Space.
 _SPACES = frozenset("Ġ" + "".join(regex.findall(r"\p{White_Space}", "".join(map(chr, range(0x3001))))))
@@ -93,6 +93,8 @@ class RobertaTokenizer(RobertaTokenizerBase):
         super().__init__(errors=errors, bos_token=bos_token, eos_token=eos_token, sep_token=sep_token,
                          cls_token=cls_token, unk_token=unk_token, pad_token=pad_token, mask_token=mask_token,
                          add_prefix_space=add_prefix_space, **kwargs)
+
+    byte_encoder, byte_decoder, pat = BYTE_ENCODER, BYTE_DECODER, PRETOKENIZE  # transformers' attribute names
 
     @property
     def vocab_size(self) -> int:
