@@ -351,3 +351,12 @@ def test_prepare_for_model_and_row_views(small, hf_small):
                 assert getattr(enc[i], attr) == getattr(ref[i], attr) == getattr(enc.encodings[i], attr), attr
     assert small[0].byte_decoder[small[0].byte_encoder[32]] == 32 and small[1]._tokenizer is small[1].backend_tokenizer
     assert small[0].vocab == small[1].vocab == hf.vocab
+
+
+def test_public_names_resolve():
+    import roberta
+    import roberta.tokenization as t
+    from roberta.tokenization import base
+
+    assert base.BatchEncoding is t.BatchEncoding and base.AddedToken is t.AddedToken
+    assert roberta.BatchEncoding is t.BatchEncoding and roberta.RobertaTokenizerFast is t.RobertaTokenizerFast

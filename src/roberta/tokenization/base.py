@@ -12,6 +12,7 @@ import operator
 
 from .added_tokens import AddedToken
 from .bpe import bytes_from_tokens
+from .batch_encoding import BatchEncoding  # noqa: F401  (re-exported: roberta.BatchEncoding resolves here)
 from .encode import EncodeMixin
 
 logger = logging.getLogger(__name__)
