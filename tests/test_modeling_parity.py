@@ -303,3 +303,21 @@ def test_dropout_only_in_training():
         t2 = ours(input_ids=ids, attention_mask=mask).last_hidden_state
     assert torch.equal(e1, e2)
     assert not torch.allclose(t1, t2)
+
+
+@pytest.mark.parametrize("extra", [{"chunk_size_feed_forward": 3}, {"hidden_act": "gelu_new"}, {"hidden_act": "relu"},
+                                   {"layer_norm_eps": 1e-5, "initializer_range": 0.1}])
+def test_config_variants_match(extra):
+    ours, theirs = twins("RobertaForTokenClassification", **extra)
+    ids, mask = batch()
+    with torch.no_grad():
+        assert_close(ours(input_ids=ids, attention_mask=mask).logits, theirs(input_ids=ids, attention_mask=mask).logits)
+
+
+def test_classifier_dropout_is_used_in_training():
+    ours, theirs = twins("RobertaForSequenceClassification", classifier_dropout=0.0, hidden_dropout_prob=0.0,
+                         attention_probs_dropout_prob=0.0)
+    ids, mask = batch()
+    ours.train(), theirs.train()
+    assert_close(ours(input_ids=ids, attention_mask=mask).logits, theirs(input_ids=ids, attention_mask=mask).logits)
+    assert ours.classifier.dropout.p == 0.0
