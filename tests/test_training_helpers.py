@@ -4,8 +4,10 @@
 """
 from __future__ import annotations
 
+import atexit
 import functools
 import random
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -40,6 +42,7 @@ def tokenizer_dir() -> Path:
     from roberta.training.tokenizer_training import train_bpe_tokenizer
 
     folder = Path(tempfile.mkdtemp(prefix="roberta-train-tests-"))
+    atexit.register(shutil.rmtree, folder, True)
     corpus = write_corpus(folder / "corpus.txt")
     train_bpe_tokenizer([corpus], 384, folder / "tokenizer", show_progress=False)
     return folder / "tokenizer"
