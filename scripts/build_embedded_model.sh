@@ -12,14 +12,14 @@
 #   7. rewrite src/roberta/embedded/MODEL_CARD.md from the figures       (scripts/embedded_card.py).
 #
 # Environment: WORK (default /work/embed-build; never inside the repo: the corpus is not committed),
-# PYTHON (default: python on PATH), BUDGET_S (pretraining seconds, default 2100), THREADS (default 2),
+# PYTHON (default: python on PATH), BUDGET_S (pretraining seconds, default 4740, what the shipped model got), THREADS (default 2),
 # EXTRA_PRETRAIN_ARGS (e.g. "--bf16"). Takes about BUDGET_S + 3 minutes on a 2-core CPU.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${WORK:-/work/embed-build}"
 PYTHON="${PYTHON:-python}"
-BUDGET_S="${BUDGET_S:-2100}"
+BUDGET_S="${BUDGET_S:-4740}"
 THREADS="${THREADS:-2}"
 EXTRA_PRETRAIN_ARGS="${EXTRA_PRETRAIN_ARGS:---bf16}"
 PACKAGES=(r-cran-janeaustenr sword-text-web python3.11-doc sqlite3-doc postgresql-doc-15)

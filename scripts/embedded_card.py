@@ -39,6 +39,15 @@ def render(work: Path, model: Path, machine: str, note: str) -> str:
         f"| {name} | {r['masked_tokens']} | {_pct(r['accuracy'])} | {_pct(r['top5'])} | {r['perplexity']:.1f} | "
         f"{_pct(r['unigram_accuracy'])} | {r['unigram_perplexity']:.0f} |"
         for name, r in ev.items() if isinstance(r, dict) and "accuracy" in r)
+    schedule = (f"* Schedule: peak lr {state['peak_lr']}, linear warmup over {state['warmup_steps']} steps, then linear "
+                f"decay to 0 over the wall-clock time left in a {state['budget_s'] / 60:.0f}-minute budget (the step "
+                "rate of a shared CPU drifts; decaying by time makes the run end on schedule, fully decayed).")
+    if state.get("phases"):  # a run continued from an earlier one's weights
+        schedule = "* Schedule, in {} phases (linear warmup, then linear decay by wall-clock time):\n".format(
+            len(state["phases"])) + "\n".join(
+            f"  {i + 1}. {ph['steps']} steps in {ph['train_seconds'] / 60:.0f} min, peak lr {ph['peak_lr']}, warmup "
+            f"{ph['warmup_steps']} steps, seed {ph['seed']}" + (f"; {ph['note']}" if ph.get("note") else "")
+            for i, ph in enumerate(state["phases"]))
     fill_rows = "\n".join(f"| {i + 1} | `{tok!r}` | {p:.4f} |" for i, (tok, p) in enumerate(ev["fill_mask"]))
     return f"""# Embedded default model: `roberta-embedded-mini`
 
@@ -89,12 +98,10 @@ Total: {train_mb:.1f} MB of training text, {held_kb:.0f} kB held out.
   blocks of {state['block_size']} tokens that cross document boundaries (`roberta.training.data.PackedDataset`).
 * Optimizer: AdamW, betas (0.9, 0.98), eps 1e-6, weight decay 0.01 (not on biases/LayerNorm), gradient
   clipping 1.0, dropout 0.1 (hidden and attention).
-* Schedule: peak lr {state['peak_lr']}, linear warmup over {state['warmup_steps']} steps, then linear decay to 0
-  over the wall-clock time left in a {state['budget_s'] / 60:.0f}-minute budget (the step rate of a shared CPU
-  drifts; decaying by time makes the run end on schedule, fully decayed).
+{schedule}
 * Batch {state['batch_size']} blocks x {state['block_size']} tokens = {state['batch_size'] * state['block_size']} tokens per step;
-  {state['steps']} steps, {state['tokens_seen'] / 1e6:.1f}M tokens seen (~{state['tokens_seen'] / (train_mb * 1e6 / 4.05):.1f} passes over
-  the training text; 1 token ≈ 4 bytes here); {'bf16 autocast' if state['bf16'] else 'fp32'}, seed {state['seed']}.
+  {state['steps']} steps, {state['tokens_seen'] / 1e6:.1f}M tokens seen ({state['tokens_seen'] / state['train_tokens']:.2f} passes over the
+  {state['train_tokens'] / 1e6:.2f}M-token training text); {'bf16 autocast' if state['bf16'] else 'fp32'} on CPU.
 * Trainer: `roberta.training.pretrain` (our Trainer, our `RobertaForMaskedLM` with sparse MLM logits).
 * Time and machine: {hours:.2f} h on {machine}.
 

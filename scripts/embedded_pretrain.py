@@ -133,6 +133,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast on CPU")
+    ap.add_argument("--init-from", default=None,
+                    help="continue pretraining from this HF folder's weights (fresh optimizer and schedule)")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s", stream=sys.stdout)
     torch.set_num_threads(args.threads if os.getloadavg()[0] <= (os.cpu_count() or 1) else 1)
@@ -150,19 +152,24 @@ def main(argv=None) -> int:
     )
     budget = WallClockBudget(args.budget_s, args.lr, args.warmup_steps, args.out / "snapshot", args.snapshot_every)
     metrics = pretrain(
-        [Path(f) for f in args.train], tokenizer, args.out, config=config, max_seq_len=args.block_size,
+        [Path(f) for f in args.train], tokenizer, args.out, config=config, model=args.init_from,
+        max_seq_len=args.block_size,
         batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, max_steps=10**7,
         weight_decay=0.01, max_grad_norm=1.0, seed=args.seed, bf16=args.bf16, log_every=25,
         cache_dir=args.cache_dir, device="cpu", show_progress=False,
         callbacks=[budget, AdaptiveThreads(args.threads), TrimHeap()],
     )
     seconds = time.time() - budget.start
+    from roberta.training.data import tokenize_corpus  # cached: returns the folder pretrain() just used
+
+    corpus = tokenize_corpus([Path(f) for f in args.train], tokenizer, cache_dir=args.cache_dir, show_progress=False)
+    train_tokens = json.loads((corpus / "meta.json").read_text())["num_tokens"]
     steps = metrics["global_step"]
     state = {"steps": steps, "tokens_seen": steps * args.batch_size * args.block_size,
-             "train_seconds": round(seconds), "final_train_loss": metrics.get("train_loss"),
+             "train_seconds": round(seconds), "train_tokens": train_tokens, "final_train_loss": metrics.get("train_loss"),
              "batch_size": args.batch_size, "block_size": args.block_size, "peak_lr": args.lr,
              "warmup_steps": args.warmup_steps, "budget_s": args.budget_s, "bf16": args.bf16,
-             "threads": args.threads, "seed": args.seed, "tokenizer_class": type(tokenizer).__module__,
+             "threads": args.threads, "seed": args.seed, "init_from": args.init_from, "tokenizer_class": type(tokenizer).__module__,
              "parameters": sum(t.numel() for t in load_file(str(args.out / "model.safetensors")).values())}
     (args.out / "training_state.json").write_text(json.dumps(state, indent=2) + "\n")
     log.info("done: %s", json.dumps(state))
