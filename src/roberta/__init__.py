@@ -3,7 +3,7 @@
 Names are imported lazily so `import roberta` stays cheap (the CLI and the tokenizers do not pay for
 torch model code they never touch).
 """
-from importlib import import_module
+from roberta._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -36,19 +36,14 @@ _EXPORTS = {
     "DataCollatorForLanguageModeling": "roberta.training.collator",
     "DataCollatorWithPadding": "roberta.training.collator",
     "DataCollatorForTokenClassification": "roberta.training.collator",
+    "Trainer": "roberta.training.trainer",
+    "TrainingArguments": "roberta.training.trainer",
+    "pretrain": "roberta.training.pretraining",
+    "finetune": "roberta.training.finetuning",
+    "train_bpe_tokenizer": "roberta.training.tokenizer_training",
 }
 
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'roberta' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports('roberta', _EXPORTS, globals())

@@ -2,7 +2,7 @@
 
 Names load lazily so `import roberta.training` (and the CLI's parser) does not import torch model code.
 """
-from importlib import import_module
+from roberta._lazy import lazy_exports
 
 _EXPORTS = {
     "DataCollatorForLanguageModeling": "roberta.training.collator",
@@ -25,14 +25,4 @@ _EXPORTS = {
 __all__ = sorted(_EXPORTS)
 
 
-def __getattr__(name):
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'roberta.training' has no attribute {name!r}")
-    value = getattr(import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports('roberta.training', _EXPORTS, globals())
