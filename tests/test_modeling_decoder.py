@@ -205,3 +205,22 @@ def test_fully_masked_rows_are_zeroed_not_nan(impl):
         ok = ours(input_ids=ids[:2], attention_mask=mask[:2]).last_hidden_state
     assert torch.isfinite(out).all() and torch.isfinite(out4).all()
     assert_close(out[:2], ok)  # other rows unaffected
+
+
+def test_generate_rejects_unsupported_options():
+    ours, _ = twins("RobertaForCausalLM", **DECODER)
+    with pytest.raises(TypeError, match="num_beams"):
+        ours.generate(batch(padding=None)[0], max_new_tokens=2, num_beams=4)
+
+
+def test_generate_with_cross_attention_matches_full_forward_greedy():
+    ours, _ = twins("RobertaForCausalLM", add_cross_attention=True, eos_token_id=None, **DECODER)
+    ids, _ = batch(padding=None)
+    enc, enc_mask = _cross_inputs()
+    kw = dict(encoder_hidden_states=enc, encoder_attention_mask=enc_mask)
+    with torch.no_grad():
+        got = ours.generate(ids, max_new_tokens=3, **kw)
+        ref = ids
+        for _ in range(3):
+            ref = torch.cat([ref, ours(input_ids=ref, **kw).logits[:, -1].argmax(-1)[:, None]], 1)
+    assert torch.equal(got, ref)

@@ -51,6 +51,12 @@ class GenerationMixin:
         keyword arguments (encoder_hidden_states, encoder_attention_mask) go to every forward call.
         """
         config = self.config
+        unsupported = set(model_kwargs) - {"encoder_hidden_states", "encoder_attention_mask"}
+        if unsupported:
+            raise TypeError(f"generate() does not support {sorted(unsupported)}; it offers greedy and sampling "
+                            "(do_sample, temperature, top_k, top_p), max_new_tokens/max_length, eos_token_id, "
+                            "pad_token_id, attention_mask, generator, use_cache, and encoder_hidden_states / "
+                            "encoder_attention_mask for cross-attention")
         if input_ids is None or input_ids.dim() != 2:
             raise ValueError("generate needs input_ids of shape (batch, tokens)")
         B, T = input_ids.shape
