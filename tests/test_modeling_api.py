@@ -96,10 +96,17 @@ def test_unsupported_attention_implementation():
         ours_mod.RobertaModel(cfg)
 
 
+def test_relative_positions_length_limit():
+    ours, _ = twins("RobertaModel", position_embedding_type="relative_key")
+    with pytest.raises(ValueError, match="longer than max_position_embeddings=64"):
+        ours(input_ids=torch.full((1, 65), 5))
+
+
 # ---- init, tying, counting ----------------------------------------------------------------------------
-@pytest.mark.parametrize("name", CLASSES)
-def test_seeded_init_equals_transformers(name):
-    ours_cfg, theirs_cfg = configs(is_decoder=name == "RobertaForCausalLM")
+@pytest.mark.parametrize("name,extra", [(n, {}) for n in CLASSES] + [
+    ("RobertaForCausalLM", {"position_embedding_type": "relative_key_query", "add_cross_attention": True})])
+def test_seeded_init_equals_transformers(name, extra):
+    ours_cfg, theirs_cfg = configs(is_decoder=name == "RobertaForCausalLM", **extra)
     torch.manual_seed(0)
     theirs = getattr(transformers, name)(theirs_cfg)
     torch.manual_seed(0)

@@ -321,3 +321,21 @@ def test_classifier_dropout_is_used_in_training():
     ours.train(), theirs.train()
     assert_close(ours(input_ids=ids, attention_mask=mask).logits, theirs(input_ids=ids, attention_mask=mask).logits)
     assert ours.classifier.dropout.p == 0.0
+
+
+@pytest.mark.parametrize("kind", ["relative_key", "relative_key_query"])
+@pytest.mark.parametrize("impl", ["sdpa", "eager"])
+def test_relative_position_embeddings_match(kind, impl):
+    # transformers' decoders with a cache (use_cache=True, their default) give every query the last query's
+    # distances; without a cache they are right, and that is what we match (see the README)
+    for name, extra in [("RobertaForSequenceClassification", {}), ("RobertaForCausalLM", {"is_decoder": True})]:
+        ours, theirs = twins(name, position_embedding_type=kind, attn_implementation=impl, **extra)
+        assert "roberta.encoder.layer.0.attention.self.distance_embedding.weight" in ours.state_dict()
+        ids, mask = batch()
+        with torch.no_grad():
+            a = theirs(input_ids=ids, attention_mask=mask, output_hidden_states=True, **(
+                {"use_cache": False} if extra else {}))
+            b = ours(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+            assert_close(b.logits, a.logits)
+            assert_close(b.hidden_states, a.hidden_states)
+            assert_close(ours(input_ids=ids, attention_mask=mask).logits, a.logits)

@@ -115,19 +115,30 @@ def _all_ones(mask: Tensor) -> bool:
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor, mask: AttentionMask, *, dropout_p: float = 0.0,
-              eager: bool = False, head_mask: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
+              eager: bool = False, head_mask: Optional[Tensor] = None,
+              extra_scores: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
     """q (B, H, T, D), k/v (B, H, S, D) -> context (B, T, H*D) and, on the eager branch, probs (B, H, T, S).
 
     The fast path is one SDPA call. The eager branch (attention weights wanted, head_mask, or
     attn_implementation="eager") does the same math by hand; softmax runs in float32 so fp16/bf16 stay safe.
+    `extra_scores` (B, H, T, S) are added to q.k before scaling (relative position scores); SDPA takes them
+    folded into its float mask.
     """
     B, H, T, D = q.shape
     if not eager and head_mask is None:
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.bias, dropout_p=dropout_p,
-                                             is_causal=mask.is_causal and mask.bias is None)
+        bias, causal = mask.bias, mask.is_causal and mask.bias is None
+        if extra_scores is not None:
+            bias = extra_scores / math.sqrt(D) + (bias if bias is not None else 0)
+            if causal:
+                bias = bias.masked_fill(~_causal_keep(T, k.shape[-2], q.device), torch.finfo(bias.dtype).min)
+                causal = False
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout_p, is_causal=causal)
         probs = None
     else:
-        scores = torch.matmul(q, k.transpose(-1, -2)) / math.sqrt(D)  # (B, H, T, S)
+        scores = torch.matmul(q, k.transpose(-1, -2))
+        if extra_scores is not None:
+            scores = scores + extra_scores
+        scores = scores / math.sqrt(D)  # (B, H, T, S)
         if mask.bias is not None:
             scores = scores + mask.bias
         elif mask.is_causal:
@@ -161,6 +172,15 @@ class RobertaSelfAttention(nn.Module):
         self.dropout_prob = config.attention_probs_dropout_prob
         self.layer_idx = layer_idx
         self.is_cross_attention = is_cross_attention
+        # relative positions (Shaw et al.; Huang et al.) live in self-attention only, as in transformers
+        self.position_embedding_type = "absolute" if is_cross_attention else \
+            (getattr(config, "position_embedding_type", "absolute") or "absolute")
+        if self.position_embedding_type not in ("absolute", "relative_key", "relative_key_query"):
+            raise ValueError(f"Unknown position_embedding_type {self.position_embedding_type!r}; expected 'absolute', "
+                             "'relative_key' or 'relative_key_query'")
+        if self.position_embedding_type != "absolute":
+            self.max_position_embeddings = config.max_position_embeddings
+            self.distance_embedding = nn.Embedding(2 * config.max_position_embeddings - 1, self.attention_head_size)
 
     def _heads(self, x: Tensor) -> Tensor:
         B, T, _ = x.shape
@@ -188,7 +208,20 @@ class RobertaSelfAttention(nn.Module):
             if cache is not None:
                 k, v = cache.update(k, v, self.layer_idx)
         dropout_p = self.dropout_prob if self.training else 0.0
-        return attention(q, k, v, mask, dropout_p=dropout_p, eager=eager, head_mask=head_mask)
+        extra = self._relative_scores(q, k) if self.position_embedding_type != "absolute" else None
+        return attention(q, k, v, mask, dropout_p=dropout_p, eager=eager, head_mask=head_mask, extra_scores=extra)
+
+    def _relative_scores(self, q: Tensor, k: Tensor) -> Tensor:
+        """(B, H, T, S) scores from the learned embedding of each query-key distance. Queries are the last T of
+        the S positions (with a cache, transformers assumes T == 1; this is the same there and right for T > 1)."""
+        T, S = q.shape[-2], k.shape[-2]
+        left = torch.arange(S - T, S, device=q.device)[:, None]
+        right = torch.arange(S, device=q.device)[None, :]
+        table = self.distance_embedding(left - right + self.max_position_embeddings - 1).to(q.dtype)  # (T, S, D)
+        scores = torch.einsum("bhld,lrd->bhlr", q, table)
+        if self.position_embedding_type == "relative_key_query":
+            scores = scores + torch.einsum("bhrd,lrd->bhlr", k, table)
+        return scores
 
 
 class RobertaSelfOutput(nn.Module):

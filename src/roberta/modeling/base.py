@@ -41,9 +41,6 @@ class RobertaPreTrainedModel(nn.Module):
         elif impl not in ATTN_IMPLEMENTATIONS:
             raise ValueError(f"attn_implementation={impl!r} is not supported by RoBERTa; use 'sdpa' (default) or "
                              "'eager'")
-        if getattr(config, "position_embedding_type", "absolute") not in (None, "absolute"):
-            raise NotImplementedError(f"position_embedding_type={config.position_embedding_type!r} is not supported; "
-                                      "only 'absolute' (every released RoBERTa checkpoint) is implemented")
         self.config = config
 
     # ---- construction --------------------------------------------------------------------------
@@ -90,6 +87,13 @@ class RobertaPreTrainedModel(nn.Module):
                 n = module.position_embeddings.num_embeddings
                 module.position_ids = torch.arange(n, device=dev).expand((1, -1))
                 module.token_type_ids = torch.zeros((1, n), dtype=torch.long, device=dev)
+
+    def _can_compute_few_rows(self, output_attentions, output_hidden_states) -> bool:
+        """Whether a head that reads only some rows may let the last layer compute just those: not when the full
+        last layer is returned (hidden states, attentions), not for causal decoders or relative positions."""
+        cfg = self.config
+        return not (output_attentions or cfg.output_attentions or output_hidden_states or cfg.output_hidden_states
+                    or cfg.is_decoder or (getattr(cfg, "position_embedding_type", None) or "absolute") != "absolute")
 
     # ---- weights tying ---------------------------------------------------------------------------
     def get_input_embeddings(self) -> nn.Embedding:

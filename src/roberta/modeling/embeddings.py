@@ -66,6 +66,10 @@ class RobertaEmbeddings(nn.Module):
                 f"(max_position_embeddings={self.position_embeddings.num_embeddings}, and RoBERTa positions start "
                 f"at padding_idx+1={self.padding_idx + 1}). "
                 f"Truncate the input, e.g. tokenizer(..., truncation=True, max_length={self.max_tokens}).")
+        if self.position_embedding_type != "absolute" and total > self.position_embeddings.num_embeddings:
+            raise ValueError(f"Input of {total} tokens is longer than max_position_embeddings="
+                             f"{self.position_embeddings.num_embeddings}, the longest distance the relative position "
+                             f"table covers. Truncate the input (truncation=True, max_length=...).")
         if not _checking():
             return
         if input_ids is not None and input_ids.numel():

@@ -23,10 +23,9 @@ def _classifier_dropout(config) -> float:
     return config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
 
 
-def _first_token_only(config, output_attentions, output_hidden_states, batch: int, device) -> Optional[Tensor]:
+def _first_token_only(model, output_attentions, output_hidden_states, batch: int, device) -> Optional[Tensor]:
     """Heads that read only <s> let the last layer compute just that row, unless its full output is returned."""
-    if (output_attentions or config.output_attentions or output_hidden_states or config.output_hidden_states
-            or config.is_decoder):
+    if not model._can_compute_few_rows(output_attentions, output_hidden_states):
         return None
     return torch.zeros(batch, 1, dtype=torch.long, device=device)
 
@@ -90,7 +89,7 @@ class RobertaForSequenceClassification(RobertaPreTrainedModel):
         """labels (B,): class ids (single-label), floats (regression, num_labels=1) or (B, num_labels) 0/1 floats
         (multi-label)."""
         return_dict = self.config.use_return_dict if return_dict is None else return_dict
-        rows = _first_token_only(self.config, output_attentions, output_hidden_states,
+        rows = _first_token_only(self, output_attentions, output_hidden_states,
                                  *_batch_device(input_ids, inputs_embeds))
         outputs = self.roberta(input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
                                position_ids=position_ids, head_mask=head_mask, inputs_embeds=inputs_embeds,
@@ -130,7 +129,7 @@ class RobertaForMultipleChoice(RobertaPreTrainedModel):
         flat_ids, flat_embeds = flat(input_ids, 1), flat(inputs_embeds, 2)
         mask = attention_mask
         flat_mask = flat(mask, mask.dim() - 2) if mask is not None and mask.dim() > 2 else mask
-        rows = _first_token_only(self.config, output_attentions, output_hidden_states,
+        rows = _first_token_only(self, output_attentions, output_hidden_states,
                                  *_batch_device(flat_ids, flat_embeds))
         outputs = self.roberta(flat_ids, position_ids=flat(position_ids, 1), token_type_ids=flat(token_type_ids, 1),
                                attention_mask=flat_mask, head_mask=head_mask, inputs_embeds=flat_embeds,

@@ -118,10 +118,8 @@ class RobertaForMaskedLM(_LMBase):
                 encoder_hidden_states, encoder_attention_mask, output_attentions, output_hidden_states):
         """Run the encoder; with `rows`, return only their hidden states (N, C), and let the last layer compute
         only those rows when nothing else needs the full last layer."""
-        cfg = self.config
         index = valid = None
-        if rows is not None and not (output_attentions or cfg.output_attentions or output_hidden_states
-                                     or cfg.output_hidden_states or cfg.is_decoder):
+        if rows is not None and self._can_compute_few_rows(output_attentions, output_hidden_states):
             index, valid = rows_to_index(rows)
             if index.shape[1] == 0:
                 index = valid = None
