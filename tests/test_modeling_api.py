@@ -150,10 +150,15 @@ def test_tying_and_embedding_accessors():
     assert not ours_mod.RobertaForMaskedLM.can_generate() and ours_mod.RobertaForCausalLM.can_generate()
 
 
+@pytest.mark.parametrize("tied", [True, False])
 @pytest.mark.parametrize("mean_resizing", [True, False])
 @pytest.mark.parametrize("new_size", [120, 50])
-def test_resize_token_embeddings_equals_transformers(mean_resizing, new_size):
-    ours, theirs = twins("RobertaForMaskedLM")
+def test_resize_token_embeddings_equals_transformers(mean_resizing, new_size, tied):
+    ours, theirs = twins("RobertaForMaskedLM", tie_word_embeddings=tied)
+    if not tied:
+        with torch.no_grad():  # a bias with spread, so the mean/std draw of new entries is visible
+            for m in (ours, theirs):
+                m.lm_head.bias.copy_(torch.linspace(-1, 1, 99))
     old = ours.get_input_embeddings().weight.detach().clone()
     torch.manual_seed(1)
     theirs.resize_token_embeddings(new_size, mean_resizing=mean_resizing)
@@ -167,7 +172,7 @@ def test_resize_token_embeddings_equals_transformers(mean_resizing, new_size):
     keep = min(new_size, 99)
     assert torch.equal(ours.get_input_embeddings().weight[:keep], old[:keep])
     assert ours.config.vocab_size == new_size and ours.lm_head.bias.shape == (new_size,)
-    assert ours.lm_head.decoder.weight is ours.get_input_embeddings().weight
+    assert (ours.lm_head.decoder.weight is ours.get_input_embeddings().weight) == tied
     assert ours.lm_head.bias is ours.lm_head.decoder.bias
     ids, mask = batch()
     ids = ids % new_size

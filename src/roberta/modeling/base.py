@@ -142,63 +142,58 @@ class RobertaPreTrainedModel(nn.Module):
             return old
         if new_num_tokens <= 0:
             raise ValueError(f"new_num_tokens must be positive, got {new_num_tokens}")
-        self._resize_embedding(old, new_num_tokens, mean_resizing)
+        self._resize_rows(old, new_num_tokens, mean_resizing)
         output = self.get_output_embeddings()
         if output is not None and not getattr(self.config, "tie_word_embeddings", True):
-            self._resize_linear(output, new_num_tokens, mean_resizing)
+            self._resize_rows(output, new_num_tokens, mean_resizing)
         self.config.vocab_size = new_num_tokens
         self.tie_weights()
         return self.get_input_embeddings()
 
-    @torch.no_grad()
-    def _new_rows(self, old_weight: torch.Tensor, added: int, mean_resizing: bool) -> torch.Tensor:
-        """(added, C) rows for a grown table, drawn the way transformers draws them (same RNG use)."""
-        dim = old_weight.shape[1]
-        fresh = nn.Embedding(old_weight.shape[0] + added, dim, device=old_weight.device, dtype=old_weight.dtype)
-        if not mean_resizing:
-            fresh.weight.normal_(mean=0.0, std=self.config.initializer_range)
-            return fresh.weight[-added:]
+    @staticmethod
+    def _mean_rows(old_weight: torch.Tensor, added: int) -> torch.Tensor:
+        """(added, C) rows around the old rows' mean (covariance scaled by 1e-9), as transformers draws them."""
         w = old_weight.float()
         mean = w.mean(dim=0)
         centered = w - mean
-        cov = centered.T @ centered / w.shape[0]
-        scaled = 1e-9 * cov
+        scaled = 1e-9 * (centered.T @ centered / w.shape[0])
         if bool(torch.linalg.cholesky_ex(scaled).info.eq(0).all()):
-            dist = torch.distributions.MultivariateNormal(mean, covariance_matrix=scaled)
-            return dist.sample((added,)).to(old_weight.dtype)
-        return mean[None].repeat(added, 1).to(old_weight.dtype)
+            return torch.distributions.MultivariateNormal(mean, covariance_matrix=scaled).sample((added,))
+        return mean[None].repeat(added, 1)
 
     @torch.no_grad()
-    def _resize_embedding(self, module: nn.Embedding, n: int, mean_resizing: bool) -> None:
-        old_n = module.weight.shape[0]
+    def _resize_rows(self, module: nn.Module, n: int, mean_resizing: bool) -> None:
+        """Grow or shrink an Embedding (or an untied Linear LM decoder) to n rows, in place; old rows kept."""
+        old_w = module.weight
+        old_n, dim = old_w.shape
         if n == old_n:
             return
-        weight = torch.empty(n, module.weight.shape[1], device=module.weight.device, dtype=module.weight.dtype)
-        if n > old_n:
-            weight[old_n:] = self._new_rows(module.weight, n - old_n, mean_resizing)
+        linear = isinstance(module, nn.Linear)
+        has_bias = linear and module.bias is not None
+        kw = dict(device=old_w.device, dtype=old_w.dtype)
+        # built the way transformers builds it, so a seeded resize draws the same random numbers
+        fresh = nn.Linear(dim, n, bias=has_bias, **kw) if linear else nn.Embedding(n, dim, **kw)
+        if n > old_n and mean_resizing:
+            fresh.weight[old_n:] = self._mean_rows(old_w, n - old_n).to(old_w.dtype)
+            if has_bias:
+                b = module.bias.float()
+                fresh.bias[old_n:].normal_(mean=float(b.mean()), std=1e-9 * float(b.std()))
+        elif n > old_n:
+            fresh.weight.normal_(mean=0.0, std=self.config.initializer_range)
+            if has_bias:
+                fresh.bias.zero_()
         keep = min(n, old_n)
-        weight[:keep] = module.weight[:keep]
-        module.weight.data = weight
-        module.num_embeddings = n
-        if module.padding_idx is not None and module.padding_idx >= n:
-            module.padding_idx = None
-
-    @torch.no_grad()
-    def _resize_linear(self, module: nn.Linear, n: int, mean_resizing: bool) -> None:
-        old_n = module.weight.shape[0]
-        if n == old_n:
-            return
-        weight = torch.empty(n, module.weight.shape[1], device=module.weight.device, dtype=module.weight.dtype)
-        keep = min(n, old_n)
-        if n > old_n:
-            weight[old_n:] = self._new_rows(module.weight, n - old_n, mean_resizing)
-        weight[:keep] = module.weight[:keep]
-        module.weight.data = weight
-        if module.bias is not None:
-            bias = torch.zeros(n, device=module.bias.device, dtype=module.bias.dtype)
-            bias[:keep] = module.bias[:keep]
-            module.bias.data = bias
-        module.out_features = n
+        fresh.weight[:keep] = old_w[:keep]
+        module.weight.data = fresh.weight.data
+        if has_bias:
+            fresh.bias[:keep] = module.bias[:keep]
+            module.bias.data = fresh.bias.data
+        if linear:
+            module.out_features = n
+        else:
+            module.num_embeddings = n
+            if module.padding_idx is not None and module.padding_idx >= n:
+                module.padding_idx = None
 
     # ---- helpers -----------------------------------------------------------------------------------
     @property
