@@ -87,11 +87,13 @@ class RobertaEmbeddings(nn.Module):
             lo, hi = torch.aminmax(token_type_ids)
             n = self.token_type_embeddings.num_embeddings
             if int(lo) < 0 or int(hi) >= n:
-                raise ValueError(
-                    f"token_type_ids contains {int(hi) if int(hi) >= n else int(lo)}, but this model has "
-                    f"type_vocab_size={n}" + ("; RoBERTa has type_vocab_size=1; token_type_ids must be 0 everywhere "
-                                              "(or simply not passed). Sentence pairs are marked with </s></s>, "
-                                              "not segment ids." if n == 1 else f"; valid values are 0..{n - 1}."))
+                bad = int(hi) if int(hi) >= n else int(lo)
+                if n == 1:
+                    raise ValueError(f"token_type_ids contains {bad}, but RoBERTa has type_vocab_size=1; token_type_ids "
+                                     "must be 0 everywhere (or simply not passed). Sentence pairs are marked with "
+                                     "</s></s>, not segment ids.")
+                raise ValueError(f"token_type_ids contains {bad}, but this model has type_vocab_size={n}; valid "
+                                 f"values are 0..{n - 1}.")
         if position_ids is not None and position_ids.numel():
             lo, hi = torch.aminmax(position_ids)
             n = self.position_embeddings.num_embeddings
