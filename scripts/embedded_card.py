@@ -129,7 +129,8 @@ Top-5 for `{ev.get('fill_mask_text', 'I love using <mask> for NLP tasks!')}`:
 
 `WORK=/tmp/embed PYTHON=.venv/bin/python scripts/build_embedded_model.sh` downloads the packages, extracts
 the text, trains the tokenizer, pretrains (BUDGET_S seconds), exports into `src/roberta/embedded/model/`,
-evaluates and rewrites this card. Results differ run to run with the machine's load (the budget is time).
+evaluates and rewrites this card, in one phase of BUDGET_S seconds (default 4740). It takes about
+BUDGET_S + 5 minutes; results differ run to run with the machine's load (the budget is time, not steps).
 """
 
 
