@@ -10,8 +10,9 @@ import copy
 import json
 import logging
 import os
-import tempfile
 from typing import Any
+
+from roberta._io import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -60,20 +61,6 @@ def _dtype_to_str(value):
     if value is None or isinstance(value, str):
         return value
     return str(value).split(".")[-1]  # torch.float16 -> "float16"
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write `text` to `path` through a temp file in the same folder, so readers never see half a file."""
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".json", dir=os.path.dirname(path) or ".")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
 
 
 def read_json_file(path: str | os.PathLike) -> dict:

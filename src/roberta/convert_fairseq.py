@@ -21,7 +21,8 @@ import sys
 
 import torch
 
-from roberta.config import RobertaConfig, atomic_write_text
+from roberta._io import atomic_write_text
+from roberta.config import RobertaConfig
 from roberta.loading import CheckpointError, rename_keys
 
 logger = logging.getLogger(__name__)

@@ -7,7 +7,8 @@ from __future__ import annotations
 import json
 import logging
 import os
-import tempfile
+
+from roberta._io import atomic_write_text
 
 from .added_tokens import AddedToken
 
@@ -84,29 +85,15 @@ def load_pretrained(cls, path_or_id, init_inputs, kwargs):
     return cls(*init_inputs, **files, **init)
 
 
-def _atomic_write(path: str, text: str) -> str:
-    directory = os.path.dirname(path) or "."
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=".tmp-", suffix=os.path.basename(path))
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
-
-
 def write_vocab_files(directory, prefix, vocab: dict, merges: list) -> tuple[str, str]:
     directory = os.fspath(directory)
     if not os.path.isdir(directory):
         raise NotADirectoryError(f"save_vocabulary: {directory!r} is not a directory")
     name = (prefix + "-") if prefix else ""
-    vocab_path = _atomic_write(os.path.join(directory, name + "vocab.json"),
+    vocab_path = atomic_write_text(os.path.join(directory, name + "vocab.json"),
                                json.dumps(vocab, indent=2, sort_keys=True, ensure_ascii=False) + "\n")
     lines = ["#version: 0.2"] + [f"{a} {b}" for a, b in merges]
-    merges_path = _atomic_write(os.path.join(directory, name + "merges.txt"), "\n".join(lines) + "\n")
+    merges_path = atomic_write_text(os.path.join(directory, name + "merges.txt"), "\n".join(lines) + "\n")
     return vocab_path, merges_path
 
 
@@ -157,11 +144,11 @@ def save_pretrained(tok, save_directory, filename_prefix=None) -> tuple[str, ...
         if isinstance(v, dict):
             v.pop("special", None)
     paths = [
-        _atomic_write(os.path.join(save_directory, name + "tokenizer_config.json"), json.dumps(config, indent=2, ensure_ascii=False) + "\n"),
-        _atomic_write(os.path.join(save_directory, name + "special_tokens_map.json"),
+        atomic_write_text(os.path.join(save_directory, name + "tokenizer_config.json"), json.dumps(config, indent=2, ensure_ascii=False) + "\n"),
+        atomic_write_text(os.path.join(save_directory, name + "special_tokens_map.json"),
                       json.dumps({k: ([x.to_dict() for x in v] if isinstance(v, list) else v) for k, v in special_map.items()},
                                  indent=2, ensure_ascii=False, default=lambda o: o.to_dict()) + "\n"),
         *tok.save_vocabulary(save_directory, filename_prefix),
-        _atomic_write(os.path.join(save_directory, name + "tokenizer.json"), tokenizer_json_text(tok)),
+        atomic_write_text(os.path.join(save_directory, name + "tokenizer.json"), tokenizer_json_text(tok)),
     ]
     return tuple(paths)
