@@ -100,10 +100,9 @@ class RobertaTokenizerBase(EncodeMixin):
 
     @property
     def special_tokens_map(self) -> dict:
-        out = {a: t.content for a, t in self._special.items() if t is not None}
-        if self._additional:
-            out["additional_special_tokens"] = self.additional_special_tokens
-        return out
+        """special_tokens_map_extended with AddedTokens written as their strings."""
+        return {a: [t.content for t in v] if isinstance(v, list) else v.content
+                for a, v in self.special_tokens_map_extended.items()}
 
     @property
     def special_tokens_map_extended(self) -> dict:
