@@ -133,6 +133,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast on CPU")
+    ap.add_argument("--dropout", type=float, default=0.1,
+                    help="hidden and attention dropout (also applied to an --init-from model's config)")
     ap.add_argument("--init-from", default=None,
                     help="continue pretraining from this HF folder's weights (fresh optimizer and schedule)")
     args = ap.parse_args(argv)
@@ -147,12 +149,18 @@ def main(argv=None) -> int:
         vocab_size=len(tokenizer), hidden_size=args.hidden, num_hidden_layers=args.layers,
         num_attention_heads=args.heads, intermediate_size=args.intermediate,
         max_position_embeddings=args.block_size + tokenizer.pad_token_id + 1,  # positions start at pad + 1
-        type_vocab_size=1, layer_norm_eps=1e-5, hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1,
+        type_vocab_size=1, layer_norm_eps=1e-5, hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout,
         architectures=["RobertaForMaskedLM"],
     )
+    init = args.init_from
+    if init is not None:
+        from roberta.modeling import RobertaForMaskedLM
+
+        init = RobertaForMaskedLM.from_pretrained(
+            init, hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout)
     budget = WallClockBudget(args.budget_s, args.lr, args.warmup_steps, args.out / "snapshot", args.snapshot_every)
     metrics = pretrain(
-        [Path(f) for f in args.train], tokenizer, args.out, config=config, model=args.init_from,
+        [Path(f) for f in args.train], tokenizer, args.out, config=config, model=init,
         max_seq_len=args.block_size,
         batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, max_steps=10**7,
         weight_decay=0.01, max_grad_norm=1.0, seed=args.seed, bf16=args.bf16, log_every=25,

@@ -158,3 +158,59 @@ def test_stop_training_from_a_callback(setup, tmp_path):
     _, trainer = _run(tok, data, tmp_path, stop_at=2, save_steps=None)
     assert trainer.state["global_step"] == 2
     assert [e["step"] for e in trainer.state["log_history"]] == [2]
+
+
+def test_torch_compile_trains_like_eager(setup, tmp_path):
+    """torch_compile=True (inductor, on CPU) runs the same training: weights equal eager's after 3 steps.
+
+    Dropout is off because compiled graphs draw dropout masks from their own RNG stream. The masking
+    collator, the sparse MLM logits (a graph break on the data-dependent row count) and AdamW all run."""
+    from roberta.modeling import RobertaForMaskedLM
+
+    tok, data, _ = setup
+    weights = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = RobertaForMaskedLM(tiny_config(len(tok), max_len=32, dropout=0.0))
+        start = {k: v.clone() for k, v in model.state_dict().items()}
+        args = TrainingArguments(output_dir=str(tmp_path / str(compiled)), per_device_train_batch_size=4,
+                                 max_steps=3, learning_rate=2e-3, warmup_steps=1, logging_steps=1,
+                                 disable_tqdm=True, seed=11, torch_compile=compiled)
+        Trainer(model, args, train_dataset=data, tokenizer=tok,
+                data_collator=DataCollatorForLanguageModeling(tok, seed=5)).train()
+        weights.append(model.state_dict())
+    moved = max((weights[0][k] - start[k]).abs().max().item() for k in start)
+    assert moved > 1e-4  # training changed the weights, so the comparison below means something
+    for name, eager in weights[0].items():
+        torch.testing.assert_close(weights[1][name], eager, rtol=0, atol=1e-5, msg=name)
+
+
+def test_fp16_loss_scaler_skips_overflowing_steps(setup, tmp_path):
+    """fp16 autocast with a GradScaler (on the CPU here; the same code runs on CUDA): a step whose scaled
+    gradients overflow is skipped (weights unchanged) and the scale is halved; normal steps train; the scaler's
+    state is checkpointed (at step 2, before the overflow: the initial 2**16)."""
+    tok, data, _ = setup
+    seen = {}
+
+    def probe(trainer):
+        step = trainer.state["global_step"]
+        if step == 2:
+            seen["before"] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+            trainer.scaler.update(2.0 ** 40)  # scaled fp16 gradients will overflow in step 3
+        if step == 3:
+            seen["after"] = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+            seen["scale"] = trainer.scaler.get_scale()
+
+    model = _mlm_model(tok)
+    start = {k: v.clone() for k, v in model.state_dict().items()}
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, max_steps=4, learning_rate=2e-3,
+                             warmup_steps=1, logging_steps=1, save_steps=2, disable_tqdm=True, seed=11, fp16=True)
+    trainer = Trainer(model, args, train_dataset=data, tokenizer=tok, callbacks=[probe],
+                      data_collator=DataCollatorForLanguageModeling(tok, seed=5))
+    trainer.train()
+    assert trainer.scaler.is_enabled()
+    assert seen["scale"] == 2.0 ** 39
+    for name, value in seen["before"].items():
+        assert torch.equal(seen["after"][name], value), name
+    assert any(not torch.equal(seen["before"][k], v) for k, v in start.items())  # steps 1-2 trained
+    assert torch.load(tmp_path / "checkpoint-2" / "scaler.pt", weights_only=True)["scale"] == 2.0 ** 16

@@ -1,8 +1,8 @@
 """One training loop for MLM pretraining and for fine-tuning every head.
 
 AdamW (no weight decay on biases and LayerNorm weights), linear warmup then linear decay, gradient
-accumulation, clipping, bf16 autocast (fp16 + GradScaler on GPU), optional torch.compile, DDP under torchrun,
-per-task evaluation, JSON-lines logs, atomic HF-format checkpoints and exact resume.
+accumulation, clipping, bf16 autocast, fp16 autocast with a GradScaler (meant for GPUs, also runs on CPU),
+optional torch.compile, DDP under torchrun, per-task evaluation, JSON-lines logs, atomic HF-format checkpoints and exact resume.
 
 Exact resume rests on three things: the data order is a function of (seed, epoch) only (ShardedSampler),
 the position inside the epoch is saved, and every RNG that training draws from (torch's for dropout, the
@@ -175,13 +175,14 @@ class Trainer:
     # -- setup ------------------------------------------------------------------------------------------
     def _setup(self, total_steps: int):
         args = self.args
-        if args.fp16 and self.device.type != "cuda":
-            raise ValueError("fp16 training needs a CUDA device; use bf16 on CPU")
+        if args.fp16 and self.device.type not in ("cuda", "cpu"):
+            raise ValueError(f"fp16 training needs a CUDA device (or the CPU, slowly); got {self.device}")
         self.optimizer = _adamw(param_groups(self.model, args.weight_decay), lr=args.learning_rate,
                                 betas=(args.adam_beta1, args.adam_beta2), eps=args.adam_epsilon)
         warmup = args.warmup_steps or math.ceil(args.warmup_ratio * total_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, linear_schedule(warmup, total_steps))
-        self.scaler = torch.amp.GradScaler("cuda", enabled=args.fp16)
+        # fp16 on CPU runs (torch's CPU GradScaler) but is slow without fp16 matrix units: bf16 is the CPU choice
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=args.fp16)
         model = torch.compile(self.model) if args.torch_compile else self.model
         if self.dist.enabled:
             ids = [self.device.index] if self.device.type == "cuda" else None
