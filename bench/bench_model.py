@@ -81,7 +81,12 @@ def inputs(B, T, vocab, seed=0):
 
 
 def interleaved(fns: dict, repeats: int, warmup: int) -> dict:
-    """Time each callable `repeats` times, alternating sides (order flipped each round); medians in seconds.
+    """Time each callable `repeats` times, alternating sides (order flipped each round).
+
+    Returns per side the median and minimum time (seconds), and for the pair ("theirs", "ours") the paired
+    statistics: each round's ratio theirs/ours (the two runs are adjacent, so they share the machine's state
+    of the moment), their median, and how many rounds ours was faster. On a shared machine the paired median
+    is far steadier than the ratio of two medians.
 
     The clock is this process's CPU time (time.process_time): on a machine shared with other jobs, wall time
     mostly measures how long we waited for a core; CPU time measures the work (with 1 thread, equal to the
@@ -96,7 +101,16 @@ def interleaved(fns: dict, repeats: int, warmup: int) -> dict:
             t0 = CLOCK()
             fns[k]()
             times[k].append(CLOCK() - t0)
-    return {k: statistics.median(v) for k, v in times.items()} | {f"{k}_min": min(v) for k, v in times.items()}
+    out = {k: statistics.median(v) for k, v in times.items()} | {f"{k}_min": min(v) for k, v in times.items()}
+    if {"theirs", "ours"} <= set(times):
+        ratios = [t / o for t, o in zip(times["theirs"], times["ours"])]
+        out.update(paired=statistics.median(ratios), paired_lo=min(ratios), paired_hi=max(ratios),
+                   ours_faster=sum(r > 1.0 for r in ratios), rounds=len(ratios))
+    return out
+
+
+def paired_fields(med: dict) -> dict:
+    return {k: med[k] for k in ("paired", "paired_lo", "paired_hi", "ours_faster", "rounds")}
 
 
 def bench_forward(args, shapes, dtypes, models):
@@ -121,10 +135,11 @@ def bench_forward(args, shapes, dtypes, models):
                     del a, b
                 row = dict(model=name, dtype=dname, shape=f"{B}x{T}", theirs=med["theirs"], ours=med["ours"],
                            ratio=med["theirs"] / med["ours"], ratio_min=med["theirs_min"] / med["ours_min"],
-                           tokens_s=B * T / med["ours"], maxdiff=diff)
+                           tokens_s=B * T / med["ours"], maxdiff=diff, **paired_fields(med))
                 rows.append(row)
                 print(f"{name:34s} {dname:5s} {B:>3d}x{T:<4d} theirs {row['theirs'] * 1e3:9.1f} ms  ours "
-                      f"{row['ours'] * 1e3:9.1f} ms  ratio {row['ratio']:.2f} (min-based {row['ratio_min']:.2f})  "
+                      f"{row['ours'] * 1e3:9.1f} ms  ratio {row['ratio']:.2f} (min-based {row['ratio_min']:.2f}, "
+                      f"paired {row['paired']:.3f}, ours faster {row['ours_faster']}/{row['rounds']})  "
                       f"max|diff| {diff:.1e}", flush=True)
                 gc.collect()
             if dtype != torch.float32:
@@ -160,7 +175,8 @@ def bench_train(args, shape):
     med = interleaved({"theirs": lambda: step(theirs, opt_t), "ours": lambda: step(ours, opt_o, sparse_logits=True)},
                       args.train_repeats, 1)
     row = dict(shape=f"{B}x{T}", theirs=med["theirs"], ours=med["ours"], ratio=med["theirs"] / med["ours"],
-               ratio_min=med["theirs_min"] / med["ours_min"], labelled=int((labels != -100).sum()))
+               ratio_min=med["theirs_min"] / med["ours_min"], labelled=int((labels != -100).sum()),
+               **paired_fields(med))
     print(f"MLM train step {B}x{T} ({row['labelled']} labelled): theirs {row['theirs']:.2f} s  ours "
           f"{row['ours']:.2f} s  ratio {row['ratio']:.2f} (min-based {row['ratio_min']:.2f})", flush=True)
     return row
@@ -184,24 +200,27 @@ def render(args, fwd_rows, train_row) -> str:
     lines = ["## model", "",
              f"`python bench/bench_model.py` ({' '.join(sys.argv[1:]) or 'defaults'}). Machine: {machine()}; "
              "shared with other agents, so times are process CPU time (not wall time; --wall switches) and the "
-             "ratio (transformers time / ours, > 1 = ours faster; medians of "
-             f"{args.repeats} interleaved repeats) matters more than absolute times. roberta-base-sized random "
+             "ratio (transformers time / ours, > 1 = ours faster) matters more than absolute times. Each case runs "
+             f"{args.repeats} rounds, ours and transformers back to back (order flipped every round); the paired "
+             "ratio is the median over rounds of that round's transformers time / ours. roberta-base-sized random "
              f"weights ({args.layers} layers, hidden {args.hidden}, vocab {args.vocab}), identical in both, SDPA "
              "in both, torch.inference_mode, attention_mask passed (all ones).", ""]
     if fwd_rows:
-        lines += ["| model | dtype | B x T | transformers ms | ours ms | ratio (medians) | ratio (minima) | "
-                  "ours tokens/s | max abs diff |",
-                  "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+        lines += ["| model | dtype | B x T | transformers ms | ours ms | paired ratio (median) | paired range | "
+                  "rounds ours faster | ratio of minima | ours tokens/s | max abs diff |",
+                  "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for r in fwd_rows:
             lines.append(f"| {r['model']} | {r['dtype']} | {r['shape']} | {r['theirs'] * 1e3:.1f} | "
-                         f"{r['ours'] * 1e3:.1f} | {r['ratio']:.2f} | {r.get('ratio_min', float('nan')):.2f} | "
+                         f"{r['ours'] * 1e3:.1f} | **{r['paired']:.3f}** | {r['paired_lo']:.2f}-{r['paired_hi']:.2f} | "
+                         f"{r['ours_faster']}/{r['rounds']} | {r['ratio_min']:.3f} | "
                          f"{r['tokens_s']:.0f} | {r['maxdiff']:.1e} |")
         lines.append("")
     if train_row:
         lines += [f"MLM training step (forward + backward + AdamW, dropout on, {train_row['shape']}, "
                   f"{train_row['labelled']} labelled tokens = 15%): transformers {train_row['theirs']:.2f} s, "
-                  f"ours with `sparse_logits=True` {train_row['ours']:.2f} s, ratio **{train_row['ratio']:.2f}** "
-                  f"(of minima {train_row.get('ratio_min', float('nan')):.2f}).",
+                  f"ours with `sparse_logits=True` {train_row['ours']:.2f} s, paired ratio **{train_row['paired']:.2f}** "
+                  f"(range {train_row['paired_lo']:.2f}-{train_row['paired_hi']:.2f}, ratio of minima "
+                  f"{train_row['ratio_min']:.2f}).",
                   ""]
     lines += [READING, ""]
     return "\n".join(lines) + "\n"
