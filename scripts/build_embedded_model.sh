@@ -5,21 +5,24 @@
 #      beyond what apt-get download itself needs for its lists; run `apt-get update` first on a fresh machine);
 #   2. extract plain English text + a ~1% held-out slice per source      (scripts/embedded_corpus.py);
 #   3. train an 8192-token byte-level BPE tokenizer                     (roberta.training.tokenizer_training);
-#   4. pretrain a 4-layer, 256-wide RoBERTa on a wall-clock budget       (roberta.training.pretrain via
+#   4. pretrain a 4-layer, 256-wide RoBERTa in phases, each on a wall-clock budget and each continuing from
+#      the previous phase's weights with a fresh optimizer (roberta.training.pretrain via
 #      scripts/embedded_pretrain.py);
 #   5. export (fp16 weights, model_max_length 128) into the package      (scripts/embedded_export.py);
 #   6. evaluate it on the held-out slice (15% masking, seed 0)          (scripts/embedded_eval.py);
 #   7. rewrite src/roberta/embedded/MODEL_CARD.md from the figures       (scripts/embedded_card.py).
 #
 # Environment: WORK (default /work/embed-build; never inside the repo: the corpus is not committed),
-# PYTHON (default: python on PATH), BUDGET_S (pretraining seconds, default 4740, what the shipped model got), THREADS (default 2),
-# EXTRA_PRETRAIN_ARGS (e.g. "--bf16"). Takes about BUDGET_S + 3 minutes on a 2-core CPU.
+# PYTHON (default: python on PATH), THREADS (default 2), EXTRA_PRETRAIN_ARGS (default "--bf16"),
+# PHASES: space-separated BUDGET_S:PEAK_LR:WARMUP_STEPS:DROPOUT:SEED, one per phase (default: the phases the
+# shipped model got, as its MODEL_CARD.md lists them). Takes about the sum of the budgets + 3 minutes on a
+# 2-core CPU; the step rate depends on the machine, so a rebuild gets a similar model, not the same bytes.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${WORK:-/work/embed-build}"
 PYTHON="${PYTHON:-python}"
-BUDGET_S="${BUDGET_S:-4740}"
+PHASES="${PHASES:-1200:8e-4:150:0.1:0 3300:6e-4:50:0.1:1 5700:1e-3:100:0.0:2}"
 THREADS="${THREADS:-2}"
 EXTRA_PRETRAIN_ARGS="${EXTRA_PRETRAIN_ARGS:---bf16}"
 PACKAGES=(r-cran-janeaustenr sword-text-web python3.11-doc sqlite3-doc postgresql-doc-15)
@@ -42,12 +45,19 @@ echo "== 3. tokenizer -> $WORK/tokenizer"
 train_bpe_tokenizer([sys.argv[1]], 8192, sys.argv[2], min_frequency=2, model_max_length=128, show_progress=False)" \
     "$WORK/corpus/train.txt" "$WORK/tokenizer"
 
-echo "== 4. pretraining for ${BUDGET_S}s -> $WORK/checkpoint"
-# shellcheck disable=SC2086
-"$PYTHON" scripts/embedded_pretrain.py --train "$WORK/corpus/train.txt" --tokenizer "$WORK/tokenizer" \
-    --out "$WORK/checkpoint" --cache-dir "$WORK/cache" --budget-s "$BUDGET_S" --threads "$THREADS" \
-    --batch-size 32 --block-size 128 --lr 8e-4 --warmup-steps 150 --snapshot-every 600 $EXTRA_PRETRAIN_ARGS \
-    | tee "$WORK/pretrain.log"
+echo "== 4. pretraining, phases: $PHASES"
+n=0; previous=""
+for phase in $PHASES; do
+    IFS=: read -r budget lr warmup dropout seed <<< "$phase"
+    n=$((n + 1)); out="$WORK/phase$n"
+    # shellcheck disable=SC2086
+    "$PYTHON" scripts/embedded_pretrain.py --train "$WORK/corpus/train.txt" --tokenizer "$WORK/tokenizer" \
+        --out "$out" --cache-dir "$WORK/cache" --budget-s "$budget" --threads "$THREADS" \
+        --batch-size 32 --block-size 128 --lr "$lr" --warmup-steps "$warmup" --dropout "$dropout" --seed "$seed" \
+        --snapshot-every 600 ${previous:+--init-from "$previous"} $EXTRA_PRETRAIN_ARGS | tee "$WORK/pretrain$n.log"
+    previous="$out"
+done
+ln -sfn "$previous" "$WORK/checkpoint"
 
 echo "== 5. export -> $DEST"
 "$PYTHON" scripts/embedded_export.py "$WORK/checkpoint" "$DEST"

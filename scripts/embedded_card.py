@@ -46,7 +46,8 @@ def render(work: Path, model: Path, machine: str, note: str) -> str:
         schedule = "* Schedule, in {} phases (linear warmup, then linear decay by wall-clock time):\n".format(
             len(state["phases"])) + "\n".join(
             f"  {i + 1}. {ph['steps']} steps in {ph['train_seconds'] / 60:.0f} min, peak lr {ph['peak_lr']}, warmup "
-            f"{ph['warmup_steps']} steps, seed {ph['seed']}" + (f"; {ph['note']}" if ph.get("note") else "")
+            f"{ph['warmup_steps']} steps, dropout {ph.get('dropout', 0.1)}, seed {ph['seed']}"
+            + (f"; {ph['note']}" if ph.get("note") else "")
             for i, ph in enumerate(state["phases"]))
     fill_rows = "\n".join(f"| {i + 1} | `{tok!r}` | {p:.4f} |" for i, (tok, p) in enumerate(ev["fill_mask"]))
     return f"""# Embedded default model: `roberta-embedded-mini`
@@ -97,7 +98,7 @@ Total: {train_mb:.1f} MB of training text, {held_kb:.0f} kB held out.
 * Data: FULL-SENTENCES packing: every paragraph ends with `</s>`, the stream is cut into `<s> … </s>`
   blocks of {state['block_size']} tokens that cross document boundaries (`roberta.training.data.PackedDataset`).
 * Optimizer: AdamW, betas (0.9, 0.98), eps 1e-6, weight decay 0.01 (not on biases/LayerNorm), gradient
-  clipping 1.0, dropout 0.1 (hidden and attention).
+  clipping 1.0; dropout (hidden and attention) as each phase below says.
 {schedule}
 * Batch {state['batch_size']} blocks x {state['block_size']} tokens = {state['batch_size'] * state['block_size']} tokens per step;
   {state['steps']} steps, {state['tokens_seen'] / 1e6:.1f}M tokens seen ({state['tokens_seen'] / state['train_tokens']:.2f} passes over the

@@ -173,12 +173,26 @@ def main(argv=None) -> int:
     corpus = tokenize_corpus([Path(f) for f in args.train], tokenizer, cache_dir=args.cache_dir, show_progress=False)
     train_tokens = json.loads((corpus / "meta.json").read_text())["num_tokens"]
     steps = metrics["global_step"]
-    state = {"steps": steps, "tokens_seen": steps * args.batch_size * args.block_size,
-             "train_seconds": round(seconds), "train_tokens": train_tokens, "final_train_loss": metrics.get("train_loss"),
+    phase = {"steps": steps, "train_seconds": round(seconds), "peak_lr": args.lr, "warmup_steps": args.warmup_steps,
+             "dropout": args.dropout, "seed": args.seed,
+             "note": "weights of the previous phase, fresh AdamW state, new data order and masks"
+             if args.init_from else "from scratch"}
+    previous = Path(args.init_from or "") / "training_state.json"
+    phases = [phase]
+    if args.init_from and previous.is_file():  # continue the record of the run this one started from
+        before = json.loads(previous.read_text())
+        phases = before.get("phases") or [{k: before.get(k) for k in ("steps", "train_seconds", "peak_lr",
+                                                                       "warmup_steps", "seed")}]
+        phases = phases + [phase]
+    total_steps = sum(p["steps"] for p in phases)
+    state = {"steps": total_steps, "tokens_seen": total_steps * args.batch_size * args.block_size,
+             "train_seconds": sum(p["train_seconds"] for p in phases), "train_tokens": train_tokens,
+             "final_train_loss": metrics.get("train_loss"),
              "batch_size": args.batch_size, "block_size": args.block_size, "peak_lr": args.lr,
              "warmup_steps": args.warmup_steps, "budget_s": args.budget_s, "bf16": args.bf16,
              "threads": args.threads, "seed": args.seed, "init_from": args.init_from, "tokenizer_class": type(tokenizer).__module__,
-             "parameters": sum(t.numel() for t in load_file(str(args.out / "model.safetensors")).values())}
+             "parameters": sum(t.numel() for t in load_file(str(args.out / "model.safetensors")).values()),
+             "phases": phases}
     (args.out / "training_state.json").write_text(json.dumps(state, indent=2) + "\n")
     log.info("done: %s", json.dumps(state))
     return 0
