@@ -120,3 +120,52 @@ def test_sharded_sampler_is_a_deterministic_partition():
     assert again.indices() != parts[1]  # a new order every epoch
     tiny = [ShardedSampler(3, rank, 5).indices() for rank in range(5)]
     assert all(len(p) == 1 for p in tiny)  # fewer items than ranks still gives every rank one
+
+
+def test_torchrun_two_nodes_run_the_pretrain_command(tmp_path):
+    """Multi-node as torchrun launches it: two `torchrun --nnodes=2 --node_rank=N` launchers on this machine
+    (one process each, rendezvous at 127.0.0.1) run `roberta pretrain`; the job trains with world size 2,
+    rank 0 alone logs and saves, and the saved model loads."""
+    import json
+    import subprocess
+    import sys
+
+    from test_training_helpers import tokenizer_dir, write_corpus
+
+    if not torch.distributed.is_available():
+        pytest.skip("torch.distributed is not available in this build")
+    corpus = write_corpus(tmp_path / "corpus.txt", lines=200, seed=4)
+    out = tmp_path / "mlm"
+    port = _free_port()
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    launchers = [subprocess.Popen(
+        [sys.executable, "-m", "torch.distributed.run", "--nnodes=2", "--nproc_per_node=1", f"--node_rank={node}",
+         "--master_addr=127.0.0.1", f"--master_port={port}",
+         "-m", "roberta.cli", "pretrain", "--tokenizer", str(tokenizer_dir()), "--train-files", str(corpus),
+         "--output-dir", str(out), "--hidden-size", "32", "--num-layers", "2", "--num-heads", "2",
+         "--intermediate-size", "64", "--max-seq-len", "32", "--batch-size", "4", "--max-steps", "3",
+         "--lr", "1e-3", "--warmup-steps", "1", "--log-every", "1", "--save-steps", "2", "--cache-dir", str(tmp_path / f"cache{node}"),
+         "--quiet"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env) for node in (0, 1)]
+    results = []
+    for proc in launchers:
+        try:
+            stdout, stderr = proc.communicate(timeout=240)
+        except subprocess.TimeoutExpired:
+            for p in launchers:
+                p.kill()
+            raise
+        results.append((proc.returncode, stdout, stderr))
+    for node, (code, _, stderr) in enumerate(results):
+        assert code == 0, f"node {node} failed:\n{stderr[-3000:]}"
+    summary = json.loads(results[0][1])  # rank 0 prints the final metrics
+    assert summary["global_step"] == 3
+    assert results[1][1].strip() == ""  # rank 1 prints nothing
+    log = [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines()]
+    assert [row["step"] for row in log if "loss" in row] == [1, 2, 3]  # one line per step: rank 0 alone writes
+    state = json.loads((out / "checkpoint-2" / "trainer_state.json").read_text())
+    assert state["world_size"] == 2 and state["global_step"] == 2
+    assert len(torch.load(out / "checkpoint-2" / "rng_state.pt", weights_only=True)) == 2  # both ranks' RNG
+    from roberta.modeling import RobertaForMaskedLM
+
+    model = RobertaForMaskedLM.from_pretrained(str(out))
+    assert model.config.num_hidden_layers == 2
