@@ -17,6 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .fused import dense_add_residual
+
 logger = logging.getLogger(__name__)
 Tensor = torch.Tensor
 
@@ -234,10 +236,9 @@ class RobertaSelfOutput(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: Tensor, input_tensor: Tensor) -> Tensor:
-        hidden_states = self.dense(hidden_states)
         if self.training:
-            hidden_states = self.dropout(hidden_states)
-        return self.LayerNorm(hidden_states + input_tensor)
+            return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
+        return self.LayerNorm(dense_add_residual(self.dense, hidden_states, input_tensor))
 
 
 class RobertaAttention(nn.Module):

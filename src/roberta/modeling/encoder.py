@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .attention import AttentionMask, RobertaAttention
+from .fused import dense_add_residual, gelu_inplace
 
 Tensor = torch.Tensor
 
@@ -56,6 +57,8 @@ class RobertaIntermediate(nn.Module):
         self.intermediate_act_fn = get_activation(config.hidden_act)
 
     def forward(self, hidden_states: Tensor) -> Tensor:  # (B, T, C) -> (B, T, I)
+        if self.intermediate_act_fn is F.gelu:
+            return gelu_inplace(self.dense(hidden_states))
         return self.intermediate_act_fn(self.dense(hidden_states))
 
 
@@ -67,10 +70,9 @@ class RobertaOutput(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: Tensor, input_tensor: Tensor) -> Tensor:  # (B, T, I), (B, T, C) -> (B, T, C)
-        hidden_states = self.dense(hidden_states)
         if self.training:
-            hidden_states = self.dropout(hidden_states)
-        return self.LayerNorm(hidden_states + input_tensor)
+            return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
+        return self.LayerNorm(dense_add_residual(self.dense, hidden_states, input_tensor))
 
 
 class RobertaLayer(nn.Module):

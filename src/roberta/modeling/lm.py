@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .base import RobertaPreTrainedModel
+from .fused import gelu_inplace
 from .generation import GenerationMixin
 from .model import RobertaModel
 from .outputs import CausalLMOutputWithCrossAttentions, MaskedLMOutput
@@ -37,7 +38,7 @@ class RobertaLMHead(nn.Module):
         self.decoder.bias = self.bias
 
     def forward(self, features: Tensor, **kwargs) -> Tensor:  # (..., C) -> (..., V)
-        x = F.gelu(self.dense(features))
+        x = gelu_inplace(self.dense(features))
         return self.decoder(self.layer_norm(x))
 
     def _tie_weights(self) -> None:
