@@ -108,7 +108,7 @@ def table(rows, args) -> str:
     lines = [
         "## pipelines",
         "",
-        f"`python bench/bench_pipelines.py --sentences {args.sentences} --repeats {args.repeats}` on "
+        f"`python bench/bench_pipelines.py {' '.join(sys.argv[1:])}` on "
         f"{platform.machine()} CPU, {os.cpu_count()} cores shared with other jobs, torch {torch.__version__}, "
         f"{torch.get_num_threads()} threads, float32. Model: random roberta-base-sized weights "
         "(12 layers, hidden 768, vocab 50265), the real roberta-base tokenizer, saved once and loaded by both "
@@ -142,16 +142,24 @@ def main() -> int:
     parser.add_argument("--sentences", type=int, default=2000)
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 8, 32])
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
+    parser.add_argument("--tasks", nargs="+", default=["fill-mask", "text-classification"],
+                        choices=["fill-mask", "text-classification"])
     parser.add_argument("--write", action="store_true", help="record the table under `## pipelines` in BENCHMARKS.md")
     parser.add_argument("--note", default="", help="a sentence appended to the recorded section")
     args = parser.parse_args()
     if not (BASE / "vocab.json").is_file():
         print(f"the real roberta-base tokenizer is needed at {BASE}", file=sys.stderr)
         return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
     texts = sentences(args.sentences)
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        rows = bench_fill_mask(build(Path(tmp) / "mlm", "mlm"), texts, args.batch_sizes, args.repeats)
-        rows += bench_classification(build(Path(tmp) / "cls", "cls"), texts, 32, args.repeats)
+        if "fill-mask" in args.tasks:
+            rows += bench_fill_mask(build(Path(tmp) / "mlm", "mlm"), texts, args.batch_sizes, args.repeats)
+        if "text-classification" in args.tasks:
+            rows += bench_classification(build(Path(tmp) / "cls", "cls"), texts, 32, args.repeats)
     text = table(rows, args) + (f"\n{args.note}\n" if args.note else "")
     print(text)
     if args.write:

@@ -37,7 +37,8 @@ def render(work: Path, model: Path, machine: str, note: str) -> str:
         for name, s in stats.items())
     eval_rows = "\n".join(
         f"| {name} | {r['masked_tokens']} | {_pct(r['accuracy'])} | {_pct(r['top5'])} | {r['perplexity']:.1f} | "
-        f"{_pct(r['unigram_accuracy'])} | {r['unigram_perplexity']:.0f} |"
+        f"{_pct(r['unigram_accuracy'])} | {r['unigram_perplexity']:.0f} | "
+        + (f"{r['order_gain']:+.3f} |" if "order_gain" in r else "n/a |")
         for name, r in ev.items() if isinstance(r, dict) and "accuracy" in r)
     schedule = (f"* Schedule: peak lr {state['peak_lr']}, linear warmup over {state['warmup_steps']} steps, then linear "
                 f"decay to 0 over the wall-clock time left in a {state['budget_s'] / 60:.0f}-minute budget (the step "
@@ -55,8 +56,8 @@ def render(work: Path, model: Path, machine: str, note: str) -> str:
 A small RoBERTa pretrained from scratch by this project, shipped inside the package so that
 `pipeline("fill-mask")` and `roberta run --task fill-mask` work offline with no model named
 (`roberta.embedded.default_model_path()`). It is a demonstration and test model: it has seen
-{state['tokens_seen'] / 1e6:.1f}M tokens (roberta-base saw ~2T), so it knows common English words, syntax and the
-vocabulary of its sources, not the world. Do not use it for anything that matters.
+{state['tokens_seen'] / 1e6:.1f}M tokens (roberta-base saw ~2T), so it knows which words are common and which
+belong to its sources' topics, not word order or the world. Do not use it for anything that matters.
 
 {note}
 
@@ -113,9 +114,11 @@ packed as in training and masked by our collator at 15% with seed 0 (so every ru
 Accuracy and top-5 are over the masked positions; perplexity = exp(mean cross-entropy at those positions).
 The unigram baseline predicts the held-out text's own token frequencies (add-one smoothed; it knows the
 held-out distribution, so it is optimistic); its accuracy is that of always guessing the most frequent token.
+Order gain = loss with each block's unmasked tokens shuffled among their positions minus the loss as is: how
+many nats the model gets from word order (near 0: it uses which words are around, not where they are).
 
-| slice | masked tokens | accuracy | top-5 | perplexity | unigram accuracy | unigram perplexity |
-|---|---|---|---|---|---|---|
+| slice | masked tokens | accuracy | top-5 | perplexity | unigram accuracy | unigram perplexity | order gain (nats) |
+|---|---|---|---|---|---|---|---|
 {eval_rows}
 
 ## Fill-mask
@@ -129,9 +132,11 @@ Top-5 for `{ev.get('fill_mask_text', 'I love using <mask> for NLP tasks!')}`:
 ## Rebuild
 
 `WORK=/tmp/embed PYTHON=.venv/bin/python scripts/build_embedded_model.sh` downloads the packages, extracts
-the text, trains the tokenizer, pretrains (BUDGET_S seconds), exports into `src/roberta/embedded/model/`,
-evaluates and rewrites this card, in one phase of BUDGET_S seconds (default 4740). It takes about
-BUDGET_S + 5 minutes; results differ run to run with the machine's load (the budget is time, not steps).
+the text, trains the tokenizer, pretrains in the phases listed above (PHASES, each
+`BUDGET_S:PEAK_LR:WARMUP:DROPOUT:SEED`, each continuing from the previous phase's weights), exports into
+`src/roberta/embedded/model/`, evaluates and rewrites this card. It takes the sum of the budgets plus about
+5 minutes; results differ run to run with the machine's load (the budgets are time, not steps).
+`DEVICE=cuda` runs the same recipe on a GPU, where the same budgets buy ~100x more steps.
 """
 
 

@@ -10,6 +10,9 @@ Figures (over the masked positions only):
   loss          mean cross-entropy (nats); perplexity = exp(loss)
   unigram_*     the same for a model that always predicts the held-out text's own token frequencies
                 (an optimistic unigram: it knows the held-out distribution), the floor a trained model must beat
+  shuffled_loss the loss when every block's unmasked tokens are shuffled among their positions (the masked
+                positions stay); order_gain = shuffled_loss - loss, in nats: how much the model uses word
+                order (0 for a model that only knows which words are in the block)
 
 Usage: embedded_eval.py MODEL_DIR HELDOUT.txt [MORE.txt ...] [--json OUT] [--reference]
 With --reference the model and tokenizer are loaded with transformers instead (a cross-check).
@@ -57,7 +60,8 @@ def evaluate(model, tokenizer, files, block_size: int = 128, mlm_probability: fl
              batch_size: int = 32) -> dict:
     """Masked-token figures of `model` on `files` plus the unigram baseline (see module doc)."""
     n = correct = top5 = 0
-    nll = 0.0
+    nll = shuffled_nll = 0.0
+    shuffle_gen = torch.Generator().manual_seed(seed + 1)
     labels_seen: list[torch.Tensor] = []
     unmasked_counts: Counter = Counter()
     specials = set(tokenizer.all_special_ids)
@@ -67,6 +71,9 @@ def evaluate(model, tokenizer, files, block_size: int = 128, mlm_probability: fl
         logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[where]
         target = labels[where]
         nll += torch.nn.functional.cross_entropy(logits.float(), target, reduction="sum").item()
+        shuffled = shuffle_context(batch["input_ids"], batch["attention_mask"], where, shuffle_gen)
+        shuffled_logits = model(input_ids=shuffled, attention_mask=batch["attention_mask"]).logits[where]
+        shuffled_nll += torch.nn.functional.cross_entropy(shuffled_logits.float(), target, reduction="sum").item()
         best = logits.topk(5, dim=-1).indices
         correct += (best[:, 0] == target).sum().item()
         top5 += (best == target[:, None]).any(-1).sum().item()
@@ -91,7 +98,19 @@ def evaluate(model, tokenizer, files, block_size: int = 128, mlm_probability: fl
         "unigram_accuracy": (target == most_common).float().mean().item(),
         "unigram_perplexity": math.exp(uni_nll),
         "unigram_top_token": tokenizer.convert_ids_to_tokens(most_common),
+        "shuffled_loss": shuffled_nll / n,
+        "order_gain": (shuffled_nll - nll) / n,
     }
+
+
+def shuffle_context(ids: torch.Tensor, attention_mask: torch.Tensor, masked: torch.Tensor,
+                    generator: torch.Generator) -> torch.Tensor:
+    """Each row's tokens at unmasked real positions permuted among those positions; the rest unchanged."""
+    out = ids.clone()
+    for row in range(ids.shape[0]):
+        where = ((attention_mask[row] == 1) & ~masked[row]).nonzero().squeeze(-1)
+        out[row, where] = ids[row, where[torch.randperm(len(where), generator=generator)]]
+    return out
 
 
 def fill_mask_top5(model, tokenizer, text: str = "I love using <mask> for NLP tasks!") -> list[tuple[str, float]]:
