@@ -32,7 +32,7 @@ case "${1:-}" in
   test)
     setup test
     shift
-    "$VENV/bin/python" -m pytest -q -n 2 "$@"
+    "$VENV/bin/python" -m pytest -q -n 2 --dist loadgroup "$@"
     ;;
   *)
     echo "usage: bash dev.sh demo|test [pytest args]" >&2

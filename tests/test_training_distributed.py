@@ -73,6 +73,9 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# The tests that open local ports run on one xdist worker, one after the other (dev.sh passes --dist loadgroup),
+# so the port one of them picked cannot be taken by the other between picking and binding.
+@pytest.mark.xdist_group("local-ports")
 def test_two_gloo_processes_match_one_process(tmp_path):
     if not torch.distributed.is_available():
         pytest.skip("torch.distributed is not available in this build")
@@ -122,6 +125,7 @@ def test_sharded_sampler_is_a_deterministic_partition():
     assert all(len(p) == 1 for p in tiny)  # fewer items than ranks still gives every rank one
 
 
+@pytest.mark.xdist_group("local-ports")
 def test_torchrun_two_nodes_run_the_pretrain_command(tmp_path):
     """Multi-node as torchrun launches it: two `torchrun --nnodes=2 --node_rank=N` launchers on this machine
     (one process each, rendezvous at 127.0.0.1) run `roberta pretrain`; the job trains with world size 2,
