@@ -150,7 +150,8 @@ def main(argv=None) -> int:
         vocab_size=len(tokenizer), hidden_size=args.hidden, num_hidden_layers=args.layers,
         num_attention_heads=args.heads, intermediate_size=args.intermediate,
         max_position_embeddings=args.block_size + tokenizer.pad_token_id + 1,  # positions start at pad + 1
-        type_vocab_size=1, layer_norm_eps=1e-5, hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout,
+        type_vocab_size=1, layer_norm_eps=1e-5,
+        hidden_dropout_prob=args.dropout, attention_probs_dropout_prob=args.dropout,
         architectures=["RobertaForMaskedLM"],
     )
     init = args.init_from

@@ -71,7 +71,8 @@ def _add_trainer_flags(p, lr: float, batch_size: int, weight_decay: float, warmu
     p.add_argument("--max-grad-norm", type=float, default=1.0, help="gradient clipping norm, 0 disables (default 1.0)")
     p.add_argument("--seed", type=int, default=42, help="seed for init, data order, masking and dropout (default 42)")
     p.add_argument("--bf16", action="store_true", help="bfloat16 autocast (CPU or GPU)")
-    p.add_argument("--fp16", action="store_true", help="float16 autocast with a GradScaler (for GPUs; runs on CPU too, slowly: use --bf16 there)")
+    p.add_argument("--fp16", action="store_true",
+                   help="float16 autocast with a GradScaler (for GPUs; runs on CPU too, slowly: use --bf16 there)")
     p.add_argument("--compile", action="store_true", help="torch.compile the model")
     p.add_argument("--eval-steps", type=int, default=None, help="evaluate every N steps (default: only at the end)")
     p.add_argument("--save-steps", type=int, default=None, help="write checkpoint-<step> every N steps")

@@ -2,7 +2,8 @@
 
 AdamW (no weight decay on biases and LayerNorm weights), linear warmup then linear decay, gradient
 accumulation, clipping, bf16 autocast, fp16 autocast with a GradScaler (meant for GPUs, also runs on CPU),
-optional torch.compile, DDP under torchrun, per-task evaluation, JSON-lines logs, atomic HF-format checkpoints and exact resume.
+optional torch.compile, DDP under torchrun, per-task evaluation, JSON-lines logs, atomic HF-format checkpoints
+and exact resume.
 
 Exact resume rests on three things: the data order is a function of (seed, epoch) only (ShardedSampler),
 the position inside the epoch is saved, and every RNG that training draws from (torch's for dropout, the
