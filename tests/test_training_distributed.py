@@ -4,15 +4,18 @@ Sequence classification with dropout off: no randomness, so the runs must agree 
 """
 from __future__ import annotations
 
+import json
 import os
 import socket
+import subprocess
+import sys
 
 import pytest
 import torch
 import torch.multiprocessing as mp
 
 from test_training_helpers import single_thread  # noqa: F401  (autouse: one torch thread)
-from test_training_helpers import tiny_config
+from test_training_helpers import tiny_config, tokenizer_dir, write_corpus
 
 VOCAB = 120
 STEPS = 4
@@ -130,12 +133,6 @@ def test_torchrun_two_nodes_run_the_pretrain_command(tmp_path):
     """Multi-node as torchrun launches it: two `torchrun --nnodes=2 --node_rank=N` launchers on this machine
     (one process each, rendezvous at 127.0.0.1) run `roberta pretrain`; the job trains with world size 2,
     rank 0 alone logs and saves, and the saved model loads."""
-    import json
-    import subprocess
-    import sys
-
-    from test_training_helpers import tokenizer_dir, write_corpus
-
     if not torch.distributed.is_available():
         pytest.skip("torch.distributed is not available in this build")
     corpus = write_corpus(tmp_path / "corpus.txt", lines=200, seed=4)

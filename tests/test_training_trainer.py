@@ -168,18 +168,19 @@ def test_torch_compile_trains_like_eager(setup, tmp_path):
     from roberta.modeling import RobertaForMaskedLM
 
     tok, data, _ = setup
-    weights = []
+    weights, starts = [], []
     for compiled in (False, True):
         torch.manual_seed(0)
         model = RobertaForMaskedLM(tiny_config(len(tok), max_len=32, dropout=0.0))
-        start = {k: v.clone() for k, v in model.state_dict().items()}
+        starts.append({k: v.clone() for k, v in model.state_dict().items()})
         args = TrainingArguments(output_dir=str(tmp_path / str(compiled)), per_device_train_batch_size=4,
                                  max_steps=3, learning_rate=2e-3, warmup_steps=1, logging_steps=1,
                                  disable_tqdm=True, seed=11, torch_compile=compiled)
         Trainer(model, args, train_dataset=data, tokenizer=tok,
                 data_collator=DataCollatorForLanguageModeling(tok, seed=5)).train()
         weights.append(model.state_dict())
-    moved = max((weights[0][k] - start[k]).abs().max().item() for k in start)
+    assert all(torch.equal(starts[0][k], starts[1][k]) for k in starts[0])  # both runs start from the same weights
+    moved = max((weights[0][k] - starts[0][k]).abs().max().item() for k in starts[0])
     assert moved > 1e-4  # training changed the weights, so the comparison below means something
     for name, eager in weights[0].items():
         torch.testing.assert_close(weights[1][name], eager, rtol=0, atol=1e-5, msg=name)
