@@ -3,10 +3,13 @@
 A roberta-base-sized random RobertaForMaskedLM (12 layers, hidden 768, vocab 50265) and a sequence classifier
 of the same size are saved once by transformers; both libraries load the same folder with the real roberta-base
 tokenizer (../shared/data/roberta-base). Inputs: N sentences of 5 to 200 words with one <mask> each (seeded).
-For each batch size the two pipelines run interleaved, `--repeats` times, and the median time is reported,
-with the number of sentences whose top-5 tokens agree.
+For each batch size the two pipelines run interleaved, `--repeats` times, and the median total time is reported,
+with the number of sentences whose top-5 tokens agree. `--chunk N` splits the sentences into calls of N, the two
+libraries alternating call by call (order flipped every call), so a slow patch of a shared machine hits both
+alike; for batch 1 that changes nothing else (a chunk also bounds the length sorting of batched calls).
 
     python bench/bench_pipelines.py --sentences 2000            # the full run
+    python bench/bench_pipelines.py --batch-sizes 1 --tasks fill-mask --chunk 100 --threads 1   # batch 1
     python bench/bench_pipelines.py --sentences 200 --write      # a reduced run, recorded in BENCHMARKS.md
 """
 from __future__ import annotations
@@ -54,28 +57,43 @@ def build(folder: Path, kind: str) -> Path:
     return folder
 
 
-def timed(fn):
-    start = time.perf_counter()
-    result = fn()
-    return time.perf_counter() - start, result
+def interleaved(ref, ours, texts, chunk, **call):
+    """Run both pipelines over `texts`, `chunk` sentences at a time, back to back (order flipped every chunk),
+    so a slow patch of the machine hits both alike. -> (ref seconds, our seconds, ref outputs, our outputs)."""
+    t_ref = t_ours = 0.0
+    ref_out, our_out = [], []
+    chunk = chunk or len(texts)
+    for n, start in enumerate(range(0, len(texts), chunk)):
+        part = texts[start:start + chunk]
+        for side in ((0, 1) if n % 2 == 0 else (1, 0)):
+            begin = time.perf_counter()
+            if side == 0:
+                ref_out += ref(part, **call)
+            else:
+                our_out += ours(part, **call)
+            elapsed = time.perf_counter() - begin
+            if side == 0:
+                t_ref += elapsed
+            else:
+                t_ours += elapsed
+    return t_ref, t_ours, ref_out, our_out
 
 
-def bench_fill_mask(folder, texts, batch_sizes, repeats):
+def bench_fill_mask(folder, texts, batch_sizes, repeats, chunk, pack_weights):
     import transformers
 
     from roberta.pipelines import pipeline
 
     ref = transformers.pipeline("fill-mask", model=str(folder), device=-1, dtype=torch.float32)
-    ours = pipeline("fill-mask", model=str(folder), device=-1, dtype=torch.float32)
+    ours = pipeline("fill-mask", model=str(folder), device=-1, dtype=torch.float32, pack_weights=pack_weights)
     ref(texts[:2]), ours(texts[:2])  # warm-up
     rows = []
     for bs in batch_sizes:
         t_ref, t_ours = [], []
         for _ in range(repeats):
-            dt, ref_out = timed(lambda: ref(texts, batch_size=bs, top_k=5))
-            t_ref.append(dt)
-            dt, our_out = timed(lambda: ours(texts, batch_size=bs, top_k=5))
-            t_ours.append(dt)
+            a, b, ref_out, our_out = interleaved(ref, ours, texts, chunk, batch_size=bs, top_k=5)
+            t_ref.append(a)
+            t_ours.append(b)
         agree = sum([r["token"] for r in a] == [r["token"] for r in b] for a, b in zip(our_out, ref_out))
         rows.append(("fill-mask", bs, len(texts) / statistics.median(t_ours), len(texts) / statistics.median(t_ref),
                      f"{agree}/{len(texts)} same top-5"))
@@ -83,20 +101,20 @@ def bench_fill_mask(folder, texts, batch_sizes, repeats):
     return rows
 
 
-def bench_classification(folder, texts, batch_size, repeats):
+def bench_classification(folder, texts, batch_size, repeats, chunk, pack_weights):
     import transformers
 
     from roberta.pipelines import pipeline
 
     ref = transformers.pipeline("text-classification", model=str(folder), device=-1, dtype=torch.float32)
-    ours = pipeline("text-classification", model=str(folder), device=-1, dtype=torch.float32)
+    ours = pipeline("text-classification", model=str(folder), device=-1, dtype=torch.float32,
+                    pack_weights=pack_weights)
     ref(texts[:2]), ours(texts[:2])
     t_ref, t_ours = [], []
     for _ in range(repeats):
-        dt, ref_out = timed(lambda: ref(texts, batch_size=batch_size))
-        t_ref.append(dt)
-        dt, our_out = timed(lambda: ours(texts, batch_size=batch_size))
-        t_ours.append(dt)
+        a, b, ref_out, our_out = interleaved(ref, ours, texts, chunk, batch_size=batch_size)
+        t_ref.append(a)
+        t_ours.append(b)
     agree = sum(a["label"] == b["label"] and abs(a["score"] - b["score"]) < 1e-3 for a, b in zip(our_out, ref_out))
     row = ("text-classification", batch_size, len(texts) / statistics.median(t_ours),
            len(texts) / statistics.median(t_ref), f"{agree}/{len(texts)} same label and score")
@@ -145,6 +163,11 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0 = torch's default)")
     parser.add_argument("--tasks", nargs="+", default=["fill-mask", "text-classification"],
                         choices=["fill-mask", "text-classification"])
+    parser.add_argument("--chunk", type=int, default=0,
+                        help="sentences per timed call, the two libraries alternating chunk by chunk (default 0: all "
+                             "in one call; a chunk also bounds the length sorting, so keep it >> the batch size)")
+    parser.add_argument("--no-pack-weights", dest="pack_weights", action="store_false",
+                        help="ours without packed CPU weights (pipeline(..., pack_weights=False))")
     parser.add_argument("--write", action="store_true", help="record the table under `## pipelines` in BENCHMARKS.md")
     parser.add_argument("--note", default="", help="a sentence appended to the recorded section")
     args = parser.parse_args()
@@ -157,9 +180,11 @@ def main() -> int:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
         if "fill-mask" in args.tasks:
-            rows += bench_fill_mask(build(Path(tmp) / "mlm", "mlm"), texts, args.batch_sizes, args.repeats)
+            rows += bench_fill_mask(build(Path(tmp) / "mlm", "mlm"), texts, args.batch_sizes, args.repeats,
+                                    args.chunk, args.pack_weights)
         if "text-classification" in args.tasks:
-            rows += bench_classification(build(Path(tmp) / "cls", "cls"), texts, 32, args.repeats)
+            rows += bench_classification(build(Path(tmp) / "cls", "cls"), texts, 32, args.repeats, args.chunk,
+                                         args.pack_weights)
     text = table(rows, args) + (f"\n{args.note}\n" if args.note else "")
     print(text)
     if args.write:

@@ -105,7 +105,8 @@ def test_question_answering_json_lines(folders):
 
 
 def test_text_classification_lines(folders):
-    result = run(["run", "--task", "sentiment-analysis", "--model", str(folders["text-classification"]), "--top-k", "2"],
+    result = run(["run", "--task", "sentiment-analysis", "--model", str(folders["text-classification"]), "--top-k", "2",
+                  "--no-pack-weights"],
                  stdin="Mozart lived in Vienna\n" + json.dumps({"text": "a question?", "text_pair": "an answer."}) + "\n")
     assert result.returncode == 0, result.stderr
     ref = transformers.pipeline("text-classification", model=str(folders["text-classification"]), device=-1)

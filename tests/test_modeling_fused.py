@@ -1,12 +1,19 @@
 """The inference shortcuts of roberta.modeling.fused give the plain modules' numbers and touch no input."""
 from __future__ import annotations
 
+import copy
+
+import pytest
 import torch
 import torch.nn.functional as F
 
 from roberta.config import RobertaConfig
 from roberta.modeling import RobertaForMaskedLM
-from roberta.modeling.fused import dense_add_residual, fast_inference, gelu_inplace
+from roberta.modeling import fused
+from roberta.modeling.fused import Linear, dense_add_residual, dense_gelu, fast_inference, gelu_inplace
+
+needs_packing = pytest.mark.skipif(not fused.packing_available(),
+                                   reason="this torch build has no oneDNN packed linear (torch.ops.mkldnn)")
 
 
 def test_dense_add_residual_equals_linear_plus_residual():
@@ -63,3 +70,74 @@ def test_model_outputs_same_with_and_without_the_shortcuts():
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         low = model(input_ids=ids, attention_mask=mask).logits
     torch.testing.assert_close(low.float(), plain.logits.detach(), rtol=0, atol=0.1)
+
+
+def _tiny_mlm(seed=0):
+    torch.manual_seed(seed)
+    config = RobertaConfig(vocab_size=90, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=64, max_position_embeddings=40, type_vocab_size=1)
+    return RobertaForMaskedLM(config).eval()
+
+
+@needs_packing
+@pytest.mark.parametrize("rows", [1, 7, 200, fused.PACKED_MAX_ROWS + 3])  # the last one takes the plain path
+def test_packed_linear_gives_linear_numbers(rows):
+    torch.manual_seed(rows)
+    layer = Linear(48, 40)
+    assert layer.pack()
+    x, residual = torch.randn(rows, 48), torch.randn(rows, 40)
+    expected = F.linear(x, layer.weight, layer.bias)
+    with torch.inference_mode():
+        assert (layer.packed_weight(x) is not None) == (rows <= fused.PACKED_MAX_ROWS)
+        torch.testing.assert_close(layer(x), expected, rtol=0, atol=1e-5)
+        torch.testing.assert_close(layer(x.view(1, rows, 48)), expected[None], rtol=0, atol=1e-5)
+        torch.testing.assert_close(dense_gelu(layer, x), F.gelu(expected), rtol=0, atol=1e-5)
+        torch.testing.assert_close(dense_add_residual(layer, x, residual), expected + residual, rtol=0, atol=1e-5)
+
+
+@needs_packing
+def test_packed_copy_is_never_served_stale():
+    """A weight changed after packing (in place, by load_state_dict, by a dtype move) gives the new numbers."""
+    torch.manual_seed(0)
+    layer = Linear(16, 8)
+    x = torch.randn(5, 16)
+    assert layer.pack()
+    with torch.no_grad():
+        layer.weight.mul_(-2.0)
+    with torch.inference_mode():
+        torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias), rtol=0, atol=1e-5)
+    assert layer._packed is None  # the stale copy was dropped
+    assert layer.pack()
+    fresh = torch.nn.Linear(16, 8)
+    layer.load_state_dict(fresh.state_dict())
+    with torch.inference_mode():
+        torch.testing.assert_close(layer(x), fresh(x), rtol=0, atol=1e-5)
+    assert layer.pack()
+    layer.double()
+    assert layer._packed is None  # a move or cast drops the copy at once (no stale memory kept)
+    with torch.inference_mode():
+        torch.testing.assert_close(layer(x.double()), F.linear(x.double(), layer.weight, layer.bias))
+    assert not layer.pack()  # only float32 is packed
+
+
+@needs_packing
+def test_pack_weights_keeps_state_dict_numbers_training_and_copies():
+    model = _tiny_mlm()
+    ids = torch.randint(3, 90, (2, 11))
+    keys = list(model.state_dict())
+    with torch.no_grad():
+        plain = model(input_ids=ids).logits
+    assert model.pack_weights() == 2 * 6  # query, key, value, attention output, FFN in and out per layer
+    assert list(model.state_dict()) == keys
+    with torch.inference_mode():
+        torch.testing.assert_close(model(input_ids=ids).logits, plain, rtol=0, atol=1e-5)
+    # autograd on: the plain path, gradients as usual
+    loss = model(input_ids=ids, labels=ids).loss
+    loss.backward()
+    assert model.roberta.encoder.layer[0].attention.self.query.weight.grad is not None
+    twin = copy.deepcopy(model)  # the opaque packed copies are left behind, not copied
+    assert all(m._packed is None for m in twin.modules() if isinstance(m, Linear))
+    with torch.inference_mode():
+        torch.testing.assert_close(twin(input_ids=ids).logits, plain, rtol=0, atol=1e-5)
+    assert model.pack_weights(False) == 0
+    assert all(m._packed is None for m in model.modules() if isinstance(m, Linear))

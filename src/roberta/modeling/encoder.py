@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .attention import AttentionMask, RobertaAttention
-from .fused import dense_add_residual, gelu_inplace
+from .fused import Linear, dense_add_residual, dense_gelu
 
 Tensor = torch.Tensor
 
@@ -53,19 +53,19 @@ def get_activation(name) -> Callable[[Tensor], Tensor]:
 class RobertaIntermediate(nn.Module):
     def __init__(self, config):
         super().__init__()
-        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
+        self.dense = Linear(config.hidden_size, config.intermediate_size)
         self.intermediate_act_fn = get_activation(config.hidden_act)
 
     def forward(self, hidden_states: Tensor) -> Tensor:  # (B, T, C) -> (B, T, I)
         if self.intermediate_act_fn is F.gelu:
-            return gelu_inplace(self.dense(hidden_states))
+            return dense_gelu(self.dense, hidden_states)
         return self.intermediate_act_fn(self.dense(hidden_states))
 
 
 class RobertaOutput(nn.Module):
     def __init__(self, config):
         super().__init__()
-        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
+        self.dense = Linear(config.intermediate_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 

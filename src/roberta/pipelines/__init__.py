@@ -59,6 +59,7 @@ def pipeline(
     use_fast: bool = True,
     model_kwargs: dict | None = None,
     device_map=None,
+    pack_weights: bool = True,
     **kwargs,
 ) -> "Pipeline":
     """Build a task pipeline. The model is loaded once (roberta.auto) and runs under torch.inference_mode.
@@ -66,7 +67,9 @@ def pipeline(
     model: a folder, a hub id, or a model object (None: the embedded default model, fill-mask only).
     tokenizer: likewise; by default the model's own folder. device: -1 / "cpu", N / "cuda:N", or a torch.device
     (None: the first GPU if there is one, else CPU). dtype: a torch dtype or "float16" / "bfloat16" / "auto"
-    (`torch_dtype=` is accepted too). Other kwargs (top_k, targets, aggregation_strategy, ...) become call defaults.
+    (`torch_dtype=` is accepted too). pack_weights: on CPU in float32, keep MKL-packed copies of the encoder's
+    matmul weights (faster at small batches, the weights' memory again; see RobertaPreTrainedModel.pack_weights).
+    Other kwargs (top_k, targets, aggregation_strategy, ...) become call defaults.
     """
     from .base import resolve_device, resolve_dtype
 
@@ -118,7 +121,8 @@ def pipeline(
         model = auto_class.from_pretrained(os.fspath(model), **hub, **load_kwargs)
     elif dtype is not None and dtype != "auto":
         model = model.to(dtype)
-    return pipeline_class(task)(model, tokenizer, device=torch_device, batch_size=batch_size, **kwargs)
+    return pipeline_class(task)(model, tokenizer, device=torch_device, batch_size=batch_size,
+                                pack_weights=pack_weights, **kwargs)
 
 
 def __getattr__(name):  # torch is imported only when a pipeline is really built (keeps `roberta --help` fast)

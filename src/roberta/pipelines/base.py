@@ -97,7 +97,7 @@ class Pipeline:
     # Keys of a feature that travel into the model; everything else in a feature is metadata for postprocess.
     model_input_names = ("input_ids", "attention_mask")
 
-    def __init__(self, model, tokenizer, device=None, batch_size=None, **defaults):
+    def __init__(self, model, tokenizer, device=None, batch_size=None, pack_weights: bool = True, **defaults):
         if tokenizer is None:
             raise ValueError(f"{self.task}: a tokenizer is required")
         self.model = model
@@ -106,6 +106,9 @@ class Pipeline:
         if _model_device(model) != self.device:
             self.model = model.to(self.device)
         self.model.eval()
+        if pack_weights and self.device.type == "cpu" and hasattr(self.model, "pack_weights"):
+            packed = self.model.pack_weights()  # CPU float32 only; see RobertaPreTrainedModel.pack_weights
+            logger.info("Packed %d matmul weights for CPU inference", packed)
         self.batch_size = _check_batch_size(batch_size if batch_size is not None else 1)
         self.max_length = usable_max_length(tokenizer, getattr(model, "config", None))
         self._defaults = self._sanitize_parameters(**defaults)

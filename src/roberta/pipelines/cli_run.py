@@ -55,6 +55,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="token-classification: how tokens are grouped into entities (default none)")
     parser.add_argument("--pooling", default=None, choices=["mean", "cls"],
                         help="feature-extraction: one pooled vector per input instead of per-token vectors")
+    parser.add_argument("--no-pack-weights", dest="pack_weights", action="store_false",
+                        help="on CPU in float32, do not keep MKL-packed weight copies (saves the encoder weights' "
+                             "memory, slower at small batches)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar on stderr (default: when stderr is a terminal)")
     parser.set_defaults(func=run_command)
     return parser
@@ -107,7 +110,7 @@ def _build(args, task):
     from . import pipeline
 
     return pipeline(task, model=args.model, tokenizer=args.tokenizer, device=args.device, dtype=args.dtype,
-                    batch_size=args.batch_size)
+                    batch_size=args.batch_size, pack_weights=args.pack_weights)
 
 
 def _stream(pipe, task, call_kwargs, source, args) -> int:
