@@ -67,7 +67,7 @@ def pipeline(
     model: a folder, a hub id, or a model object (None: the embedded default model, fill-mask only).
     tokenizer: likewise; by default the model's own folder. device: -1 / "cpu", N / "cuda:N", or a torch.device
     (None: the first GPU if there is one, else CPU). dtype: a torch dtype or "float16" / "bfloat16" / "auto"
-    (`torch_dtype=` is accepted too). pack_weights: on CPU in float32, keep MKL-packed copies of the encoder's
+    (`torch_dtype=` is accepted too). pack_weights: on CPU in float32, keep oneDNN-packed copies of the encoder's
     matmul weights (faster at small batches, the weights' memory again; see RobertaPreTrainedModel.pack_weights).
     Other kwargs (top_k, targets, aggregation_strategy, ...) become call defaults.
     """

@@ -56,7 +56,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--pooling", default=None, choices=["mean", "cls"],
                         help="feature-extraction: one pooled vector per input instead of per-token vectors")
     parser.add_argument("--no-pack-weights", dest="pack_weights", action="store_false",
-                        help="on CPU in float32, do not keep MKL-packed weight copies (saves the encoder weights' "
+                        help="on CPU in float32, do not keep oneDNN-packed weight copies (saves the encoder weights' "
                              "memory, slower at small batches)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar on stderr (default: when stderr is a terminal)")
     parser.set_defaults(func=run_command)
