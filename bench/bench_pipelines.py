@@ -60,23 +60,17 @@ def build(folder: Path, kind: str) -> Path:
 def interleaved(ref, ours, texts, chunk, **call):
     """Run both pipelines over `texts`, `chunk` sentences at a time, back to back (order flipped every chunk),
     so a slow patch of the machine hits both alike. -> (ref seconds, our seconds, ref outputs, our outputs)."""
-    t_ref = t_ours = 0.0
-    ref_out, our_out = [], []
+    seconds = {"ref": 0.0, "ours": 0.0}
+    outputs = {"ref": [], "ours": []}
+    sides = (("ref", ref), ("ours", ours))
     chunk = chunk or len(texts)
     for n, start in enumerate(range(0, len(texts), chunk)):
         part = texts[start:start + chunk]
-        for side in ((0, 1) if n % 2 == 0 else (1, 0)):
+        for name, pipe in (sides if n % 2 == 0 else sides[::-1]):
             begin = time.perf_counter()
-            if side == 0:
-                ref_out += ref(part, **call)
-            else:
-                our_out += ours(part, **call)
-            elapsed = time.perf_counter() - begin
-            if side == 0:
-                t_ref += elapsed
-            else:
-                t_ours += elapsed
-    return t_ref, t_ours, ref_out, our_out
+            outputs[name] += pipe(part, **call)
+            seconds[name] += time.perf_counter() - begin
+    return seconds["ref"], seconds["ours"], outputs["ref"], outputs["ours"]
 
 
 def bench_fill_mask(folder, texts, batch_sizes, repeats, chunk, pack_weights):

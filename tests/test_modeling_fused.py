@@ -16,6 +16,13 @@ needs_packing = pytest.mark.skipif(not fused.packing_available(),
                                    reason="this torch build has no oneDNN packed linear (torch.ops.mkldnn)")
 
 
+def _tiny_mlm(seed=0):
+    torch.manual_seed(seed)
+    config = RobertaConfig(vocab_size=90, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=64, max_position_embeddings=40, type_vocab_size=1)
+    return RobertaForMaskedLM(config).eval()
+
+
 def test_dense_add_residual_equals_linear_plus_residual():
     torch.manual_seed(0)
     dense = torch.nn.Linear(24, 16)
@@ -52,10 +59,8 @@ def test_not_under_autocast():
 def test_model_outputs_same_with_and_without_the_shortcuts():
     """The same model, inputs with padding: no_grad (shortcuts) vs grad enabled (plain modules), fp32 and
     under bf16 autocast (shortcuts off there), hidden states and logits."""
-    torch.manual_seed(0)
-    config = RobertaConfig(vocab_size=90, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                           intermediate_size=64, max_position_embeddings=40, type_vocab_size=1)
-    model = RobertaForMaskedLM(config).eval()
+    model = _tiny_mlm()
+    config = model.config
     ids = torch.randint(3, 90, (3, 12))
     mask = torch.ones_like(ids)
     mask[1, 8:] = 0
@@ -70,13 +75,6 @@ def test_model_outputs_same_with_and_without_the_shortcuts():
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         low = model(input_ids=ids, attention_mask=mask).logits
     torch.testing.assert_close(low.float(), plain.logits.detach(), rtol=0, atol=0.1)
-
-
-def _tiny_mlm(seed=0):
-    torch.manual_seed(seed)
-    config = RobertaConfig(vocab_size=90, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                           intermediate_size=64, max_position_embeddings=40, type_vocab_size=1)
-    return RobertaForMaskedLM(config).eval()
 
 
 @needs_packing

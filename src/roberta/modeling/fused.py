@@ -47,9 +47,9 @@ def fast_inference(x: Tensor) -> bool:
 
 def dense_add_residual(dense: nn.Linear, x: Tensor, residual: Tensor) -> Tensor:
     """dense(x) + residual, (..., Cin), (..., C) -> (..., C); one memory pass fewer where fast_inference(x)."""
-    packed = dense.packed_weight(x) if isinstance(dense, Linear) else None
+    packed = _packed_weight(dense, x)
     if packed is not None:  # (oneDNN's fused "add" post-op measured slower than this separate pass)
-        return torch.ops.mkldnn._linear_pointwise(x, packed, dense.bias, "none", [], "").add_(residual)
+        return _packed_linear(dense, x, packed).add_(residual)
     weight, bias = dense.weight, dense.bias
     if not (fast_inference(x) and bias is not None and x.dtype == weight.dtype == residual.dtype
             and residual.shape[:-1] == x.shape[:-1]):
@@ -133,12 +133,24 @@ class Linear(nn.Linear):
         packed = self.packed_weight(x)
         if packed is None:
             return F.linear(x, self.weight, self.bias)
-        return torch.ops.mkldnn._linear_pointwise(x, packed, self.bias, "none", [], "")
+        return _packed_linear(self, x, packed)
+
+
+def _packed_weight(dense: nn.Linear, x: Tensor):
+    """The packed weight that may serve dense(x) now, or None (a plain nn.Linear has none)."""
+    return dense.packed_weight(x) if isinstance(dense, Linear) else None
+
+
+def _packed_linear(dense: Linear, x: Tensor, packed: Tensor, gelu: bool = False) -> Tensor:
+    """dense(x) (then exact GELU, applied inside the matmul) on the packed weight; a fresh buffer."""
+    if gelu:
+        return torch.ops.mkldnn._linear_pointwise(x, packed, dense.bias, "gelu", [], "none")
+    return torch.ops.mkldnn._linear_pointwise(x, packed, dense.bias, "none", [], "")
 
 
 def dense_gelu(dense: nn.Linear, x: Tensor) -> Tensor:
     """Exact (erf) GELU of dense(x); with a packed weight, oneDNN applies the GELU inside the matmul."""
-    packed = dense.packed_weight(x) if isinstance(dense, Linear) else None
+    packed = _packed_weight(dense, x)
     if packed is not None:
-        return torch.ops.mkldnn._linear_pointwise(x, packed, dense.bias, "gelu", [], "none")
+        return _packed_linear(dense, x, packed, gelu=True)
     return gelu_inplace(dense(x))
