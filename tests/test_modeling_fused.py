@@ -78,7 +78,7 @@ def test_model_outputs_same_with_and_without_the_shortcuts():
 
 
 @needs_packing
-@pytest.mark.parametrize("rows", [1, 7, 200, fused.PACKED_MAX_ROWS + 3])  # the last one takes the plain path
+@pytest.mark.parametrize("rows", [1, 7, 200, fused.PACKED_ROWS + 3, 3 * fused.PACKED_ROWS])  # > PACKED_ROWS: blocks
 def test_packed_linear_gives_linear_numbers(rows):
     torch.manual_seed(rows)
     layer = Linear(48, 40)
@@ -86,7 +86,7 @@ def test_packed_linear_gives_linear_numbers(rows):
     x, residual = torch.randn(rows, 48), torch.randn(rows, 40)
     expected = F.linear(x, layer.weight, layer.bias)
     with torch.inference_mode():
-        assert (layer.packed_weight(x) is not None) == (rows <= fused.PACKED_MAX_ROWS)
+        assert layer.packed_weight(x) is not None
         torch.testing.assert_close(layer(x), expected, rtol=0, atol=1e-5)
         torch.testing.assert_close(layer(x.view(1, rows, 48)), expected[None], rtol=0, atol=1e-5)
         torch.testing.assert_close(dense_gelu(layer, x), F.gelu(expected), rtol=0, atol=1e-5)
@@ -139,3 +139,71 @@ def test_pack_weights_keeps_state_dict_numbers_training_and_copies():
         torch.testing.assert_close(twin(input_ids=ids).logits, plain, rtol=0, atol=1e-5)
     assert model.pack_weights(False) == 0
     assert all(m._packed is None for m in model.modules() if isinstance(m, Linear))
+
+
+def _padded_batch(batch=5, tokens=13, seed=1):
+    """ids and attention mask of `batch` texts of different lengths (the shortest padded by 7)."""
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, 90, (batch, tokens), generator=gen)
+    mask = torch.ones_like(ids)
+    for row in range(batch):
+        mask[row, tokens - (row * 7) // max(batch - 1, 1):] = 0
+    ids[mask == 0] = 1  # pad_token_id
+    return ids, mask
+
+
+@needs_packing
+@pytest.mark.parametrize("block_rows", [40, 13, 8])  # 3 texts per block; one per block; a text > a block
+def test_layers_in_sequence_blocks_give_the_whole_batch_numbers(monkeypatch, block_rows):
+    """Packed inference over more rows than a block runs each layer a few texts at a time (and reuses a spent
+    layer's buffer): hidden states, only-some-rows logits, and several calls in a row all match the plain model."""
+    from roberta.modeling.encoder import RobertaLayer
+
+    model = _tiny_mlm()
+    ids, mask = _padded_batch()
+    with torch.inference_mode():
+        plain = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        where = ids == ids[0, 3]
+        where[:, 2] = True
+        plain_rows = model(input_ids=ids, attention_mask=mask, logits_mask=where).logits
+    calls = []
+    original = RobertaLayer._forward_in_sequence_blocks
+    monkeypatch.setattr(RobertaLayer, "_forward_in_sequence_blocks",
+                        lambda self, *args, **kw: calls.append(args[0].shape) or original(self, *args, **kw))
+    monkeypatch.setattr(fused, "PACKED_ROWS", block_rows)
+    model.pack_weights()
+    with torch.inference_mode():
+        first = model(input_ids=ids, attention_mask=mask)
+        kept = first.logits.clone()
+        assert len(calls) == 2  # both layers took the block path
+        got_rows = model(input_ids=ids, attention_mask=mask, logits_mask=where).logits
+        second = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+    torch.testing.assert_close(first.logits, plain.logits, rtol=0, atol=1e-5)
+    torch.testing.assert_close(got_rows, plain_rows, rtol=0, atol=1e-5)
+    assert torch.equal(first.logits, kept)  # later calls did not write into an earlier call's result
+    assert len({t.data_ptr() for t in second.hidden_states}) == len(second.hidden_states)  # no layer shares a buffer
+    for a, b in zip(second.hidden_states, plain.hidden_states):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)
+
+
+@needs_packing
+def test_sequence_blocks_only_where_the_whole_batch_is_not_needed(monkeypatch):
+    """Attention probs, a head mask or autograd need the plain whole-batch layer; it gives the same numbers."""
+    model = _tiny_mlm()
+    ids, mask = _padded_batch()
+    with torch.inference_mode():
+        plain = model(input_ids=ids, attention_mask=mask, output_attentions=True)
+    monkeypatch.setattr(fused, "PACKED_ROWS", 16)
+    model.pack_weights()
+    layer = model.roberta.encoder.layer[0]
+    hidden = torch.randn(5, 13, 32)
+    with torch.inference_mode():
+        assert layer._in_sequence_blocks(hidden, None, None, None, False)
+        assert not layer._in_sequence_blocks(hidden, torch.ones(4), None, None, False)
+        assert not layer._in_sequence_blocks(hidden, None, None, None, True)
+        assert not layer._in_sequence_blocks(hidden[:1, :10], None, None, None, False)  # fits one block
+        got = model(input_ids=ids, attention_mask=mask, output_attentions=True)
+    assert not layer._in_sequence_blocks(hidden, None, None, None, False)  # autograd on
+    torch.testing.assert_close(got.logits, plain.logits, rtol=0, atol=1e-5)
+    for a, b in zip(got.attentions, plain.attentions):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-5)

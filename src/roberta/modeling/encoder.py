@@ -13,6 +13,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .attention import AttentionMask, RobertaAttention
+from . import fused
 from .fused import Linear, dense_add_residual, dense_gelu
 
 Tensor = torch.Tensor
@@ -94,8 +95,11 @@ class RobertaLayer(nn.Module):
 
     def forward(self, hidden_states: Tensor, mask: AttentionMask, head_mask: Optional[Tensor] = None,
                 encoder_hidden_states: Optional[Tensor] = None, encoder_mask: Optional[AttentionMask] = None,
-                cache=None, eager: bool = False, kv_states: Optional[Tensor] = None):
-        """(B, T, C) -> ((B, T, C), self-attention probs or None, cross-attention probs or None)."""
+                cache=None, eager: bool = False, kv_states: Optional[Tensor] = None, out: Optional[Tensor] = None):
+        """(B, T, C) -> ((B, T, C), self-attention probs or None, cross-attention probs or None). `out`: a spare
+        buffer nobody reads any more, which the result may be written into."""
+        if self._in_sequence_blocks(hidden_states, head_mask, encoder_hidden_states, cache, eager):
+            return self._forward_in_sequence_blocks(hidden_states, mask, kv_states, out), None, None
         attention_output, self_probs = self.attention(hidden_states, mask, head_mask, None, cache, eager, kv_states)
         cross_probs = None
         if self.is_decoder and encoder_hidden_states is not None:
@@ -105,6 +109,32 @@ class RobertaLayer(nn.Module):
             attention_output, cross_probs = self.crossattention(attention_output, encoder_mask, head_mask,
                                                                 encoder_hidden_states, cache, eager)
         return self.feed_forward(attention_output), self_probs, cross_probs
+
+    def _in_sequence_blocks(self, hidden_states: Tensor, head_mask, encoder_hidden_states, cache, eager) -> bool:
+        """Whether to run the layer a few sequences at a time: packed CPU inference on more token rows than one
+        packed matmul takes, with nothing that needs the whole batch at once (attention probs, head mask,
+        cross-attention, a cache)."""
+        return (hidden_states.numel() > fused.PACKED_ROWS * hidden_states.shape[-1]
+                and head_mask is None and encoder_hidden_states is None and cache is None and not eager
+                and self.intermediate.dense.packed_weight(hidden_states) is not None)
+
+    def _forward_in_sequence_blocks(self, hidden_states: Tensor, mask: AttentionMask,
+                                    kv_states: Optional[Tensor], out: Optional[Tensor] = None) -> Tensor:
+        """The whole layer on groups of sequences of at most ~PACKED_ROWS token rows. Each sequence's math is
+        unchanged (attention never mixes sequences); every intermediate of a group is a few MB, so it stays in
+        cache and its memory is reused from group to group instead of page-faulting fresh batch-sized buffers,
+        and every matmul runs on packed weights at a row count where they are fastest. (B, T, C) -> (B, T, C)."""
+        keys = hidden_states.shape[1] if kv_states is None else kv_states.shape[1]
+        group = max(1, fused.PACKED_ROWS // keys)
+        if out is None or out.shape != hidden_states.shape or out.dtype != hidden_states.dtype:
+            out = torch.empty_like(hidden_states)
+        for start in range(0, hidden_states.shape[0], group):
+            rows = slice(start, start + group)
+            part = hidden_states[rows]
+            context, _ = self.attention.self(part, select_batch_rows(mask, rows), None, None, None, False,
+                                             None if kv_states is None else kv_states[rows])
+            out[rows] = self.feed_forward_chunk(self.attention.output(context, part))
+        return out
 
     def feed_forward(self, attention_output: Tensor) -> Tensor:
         chunk = self.chunk_size_feed_forward
@@ -125,6 +155,13 @@ def select_query_rows(mask: AttentionMask, index: Tensor) -> AttentionMask:
         idx = index[:, None, :, None].expand(-1, t.shape[1], -1, t.shape[-1])
         return t.gather(2, idx)
     return AttentionMask(bias=pick(mask.bias), is_causal=False, row_keep=pick(mask.row_keep))
+
+
+def select_batch_rows(mask: AttentionMask, rows: slice) -> AttentionMask:
+    """Restrict a mask to the sequences `rows` of the batch (a broadcast batch dim of 1 stays as it is)."""
+    def pick(t: Optional[Tensor]) -> Optional[Tensor]:
+        return t if t is None or t.shape[0] == 1 else t[rows]
+    return AttentionMask(bias=pick(mask.bias), is_causal=mask.is_causal, row_keep=pick(mask.row_keep))
 
 
 class RobertaEncoder(nn.Module):
@@ -148,6 +185,7 @@ class RobertaEncoder(nn.Module):
         all_cross = () if output_attentions and self.config.add_cross_attention else None
         checkpointing = self.gradient_checkpointing and self.training and torch.is_grad_enabled()
         last = len(self.layer) - 1
+        spare = None  # a buffer the next layer may write its output into: an earlier layer's output, now unread
         for i, layer in enumerate(self.layer):
             if output_hidden_states:
                 all_hidden = all_hidden + (hidden_states,)
@@ -163,9 +201,12 @@ class RobertaEncoder(nn.Module):
                     layer, hidden_states, layer_mask, layer_head_mask, encoder_hidden_states, encoder_mask, cache,
                     eager, kv_states, use_reentrant=False)
             else:
+                layer_input = hidden_states
                 hidden_states, self_probs, cross_probs = layer(
                     hidden_states, layer_mask, layer_head_mask, encoder_hidden_states, encoder_mask, cache, eager,
-                    kv_states)
+                    kv_states, out=spare)
+                # this layer's input came from the previous layer (not the caller) and nothing keeps it: reuse it
+                spare = layer_input if i > 0 and not output_hidden_states and kv_states is None else None
             if output_attentions:
                 all_self = all_self + (self_probs,)
                 if all_cross is not None:

@@ -14,11 +14,17 @@ its weight (`pack()`, called for every encoder matmul by `RobertaPreTrainedModel
 pipelines do on CPU in float32). A plain CPU matmul re-packs the weight into a blocked layout on every call;
 for the short inputs of batch-1 inference that is a large share of the time. Measured on the 72 matmuls of a
 roberta-base encoder, weights cold in cache as in a real forward, 1 thread: 8 rows 1.55x, 24-64 rows
-1.11-1.16x, 80-400 rows 1.03-1.09x, but 1024 rows 0.94x and 4096 rows 0.87x, so inputs over `PACKED_MAX_ROWS`
-rows take the plain path. With a packed weight the FFN's GELU runs inside the matmul (`dense_gelu`). The packed
-copy costs the weight's size in memory again. It is checked against the weight's version counter and storage
-on every call, so a weight changed in place (training, load_state_dict, `.to()`) is never served from a stale
-copy: the layer falls back to the plain path. Outputs differ from the plain path by rounding (~5e-6 per layer).
+1.11-1.16x, 80-400 rows 1.03-1.09x. One packed call on many rows is slower than the plain matmul (1024 rows
+0.94x, 4096 rows 0.87x) while weights and activations stream from memory, but the encoder layer runs a large
+batch a few sequences at a time (`RobertaLayer._forward_in_sequence_blocks`), so each block's intermediates stay
+in cache and are reused from block to block instead of page-faulting fresh batch-sized buffers: the FFN over
+4096 rows in blocks of 512 1.22x the plain whole-batch FFN, and batch-32 fill-mask as a whole ~1.35x. Blocks of
+1536-2048 rows measured best on whole batch-32 fill-mask calls (512: 0.94x of that, 1024: 0.96x, 3072-4096:
+0.97-0.98x), hence PACKED_ROWS; a packed matmul given more rows takes them PACKED_ROWS at a time. With a packed
+weight the FFN's GELU runs inside the matmul (`dense_gelu`). The packed copy costs the weight's size in memory
+again. It is checked against the weight's version counter and storage on every call, so a weight changed in
+place (training, load_state_dict, `.to()`) is never served from a stale copy: the layer falls back to the plain
+path. Outputs differ from the plain path by rounding (~5e-6 per layer).
 
 All of these apply only where autograd is off (no tensor needs these intermediates for a backward), no autocast
 is active (its dtype casts do not cover in-place ops) and nothing is being compiled (the compiler fuses by itself).
@@ -65,7 +71,7 @@ def gelu_inplace(x: Tensor) -> Tensor:
 
 
 _PACKING_WORKS: bool | None = None
-PACKED_MAX_ROWS = 512  # above this many rows the plain matmul is as fast or faster (measured up to 4096 rows)
+PACKED_ROWS = 1536  # a packed matmul takes at most this many rows per call; longer inputs go in row blocks
 
 
 def packing_available() -> bool:
@@ -120,8 +126,7 @@ class Linear(nn.Linear):
     def packed_weight(self, x: Tensor):
         """The packed weight if it may serve `x` now, else None (and a stale copy is dropped)."""
         entry = self._packed
-        if (entry is None or x.dtype != torch.float32 or x.device.type != "cpu" or not fast_inference(x)
-                or x.numel() > PACKED_MAX_ROWS * x.shape[-1]):
+        if entry is None or x.dtype != torch.float32 or x.device.type != "cpu" or not fast_inference(x):
             return None
         weight = self.weight
         if entry[1] != weight._version or entry[2] != weight.data_ptr() or weight.dtype != torch.float32:
@@ -142,10 +147,19 @@ def _packed_weight(dense: nn.Linear, x: Tensor):
 
 
 def _packed_linear(dense: Linear, x: Tensor, packed: Tensor, gelu: bool = False) -> Tensor:
-    """dense(x) (then exact GELU, applied inside the matmul) on the packed weight; a fresh buffer."""
-    if gelu:
-        return torch.ops.mkldnn._linear_pointwise(x, packed, dense.bias, "gelu", [], "none")
-    return torch.ops.mkldnn._linear_pointwise(x, packed, dense.bias, "none", [], "")
+    """dense(x) (then exact GELU, applied inside the matmul) on the packed weight, PACKED_ROWS rows at a time;
+    a fresh buffer."""
+    def run(rows: Tensor) -> Tensor:
+        if gelu:
+            return torch.ops.mkldnn._linear_pointwise(rows, packed, dense.bias, "gelu", [], "none")
+        return torch.ops.mkldnn._linear_pointwise(rows, packed, dense.bias, "none", [], "")
+    if x.numel() <= PACKED_ROWS * x.shape[-1]:
+        return run(x)
+    flat = x.reshape(-1, x.shape[-1])
+    out = flat.new_empty(flat.shape[0], dense.out_features)
+    for start in range(0, flat.shape[0], PACKED_ROWS):
+        out[start:start + PACKED_ROWS] = run(flat[start:start + PACKED_ROWS])
+    return out.view(*x.shape[:-1], dense.out_features)
 
 
 def dense_gelu(dense: nn.Linear, x: Tensor) -> Tensor:
