@@ -98,7 +98,7 @@ class RobertaPreTrainedModel(nn.Module):
     def pack_weights(self, enable: bool = True) -> int:
         """CPU float32 inference: keep a oneDNN-packed copy of every encoder matmul weight and run the encoder
         on it in blocks of at most 1536 token rows (a large batch goes a few sequences at a time, each block's
-        intermediates staying in cache): the forward over batch-1 fill-mask inputs ~1.08x, batch 32 ~1.3x,
+        intermediates staying in cache): the forward over batch-1 fill-mask inputs ~1.08x, batch-32 fill-mask 1.26x,
         at the cost of those weights' memory again (~340 MB for roberta-base). The pipelines call this on CPU in
         float32. Outputs differ from the plain path by rounding only (~1e-6). A weight changed after packing is
         noticed and served unpacked. enable=False drops the copies. -> the number of layers that hold a packed copy

@@ -18,7 +18,7 @@ roberta-base encoder, weights cold in cache as in a real forward, 1 thread: 8 ro
 0.94x, 4096 rows 0.87x) while weights and activations stream from memory, but the encoder layer runs a large
 batch a few sequences at a time (`RobertaLayer._forward_in_sequence_blocks`), so each block's intermediates stay
 in cache and are reused from block to block instead of page-faulting fresh batch-sized buffers: the FFN over
-4096 rows in blocks of 512 1.22x the plain whole-batch FFN, and batch-32 fill-mask as a whole ~1.35x. Blocks of
+4096 rows in blocks of 512 1.22x the plain whole-batch FFN, and batch-32 fill-mask as a whole 1.26x. Blocks of
 1536-2048 rows measured best on whole batch-32 fill-mask calls (512: 0.94x of that, 1024: 0.96x, 3072-4096:
 0.97-0.98x), hence PACKED_ROWS; a packed matmul given more rows takes them PACKED_ROWS at a time. With a packed
 weight the FFN's GELU runs inside the matmul (`dense_gelu`). The packed copy costs the weight's size in memory
