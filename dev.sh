@@ -7,11 +7,11 @@ cd "$(dirname "$0")"
 PY=${PYTHON:-python3}
 VENV=.venv
 
-setup() {  # $1: pip extra ("" or "test")
+setup() {  # $1: pip extras, comma-separated ("" for the runtime alone)
   if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
   fi
-  local stamp="$VENV/.installed-${1:-runtime}"
+  local stamp="$VENV/.installed-$(echo "${1:-runtime}" | tr , -)"
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
     "$VENV/bin/python" -m pip install -q --upgrade pip
     "$VENV/bin/python" -m pip install -q torch==2.13.0
@@ -30,7 +30,7 @@ case "${1:-}" in
     echo "I love using <mask> for NLP tasks!" | "$VENV/bin/roberta" run --task fill-mask --device cpu
     ;;
   test)
-    setup test
+    setup "test,clients,flax,tf,serve,ray,onnx"   # the whole suite: every optional extra
     shift
     "$VENV/bin/python" -m pytest -q -n 2 --dist loadgroup "$@"
     ;;
