@@ -1,23 +1,143 @@
-"""File writing shared by config, tokenizers and the converter."""
+"""File writing shared by every part that saves: config, tokenizers, weights, checkpoints, `roberta run`.
+
+Two promises for every file we write:
+- atomic: a reader sees the old file or the complete new one, never half of one (temp file beside the
+  target, then os.replace);
+- ordinary: the result looks as if written by open(path, "w"): permissions from the umask (0644 files,
+  0755 folders under umask 022, as transformers gives), or the existing file's mode when replacing one; and
+  a symlink at the target is written through (its target is replaced, the link stays), never swapped for a
+  plain file.
+Temp names start with ".tmp-" (files) or the caller's prefix (folders), so a crash's debris is recognisable.
+"""
 from __future__ import annotations
 
+import contextlib
 import os
+import stat
 import tempfile
+import threading
+
+TEMP_PREFIX = ".tmp-"
+_umask_lock = threading.Lock()
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows (Linux /proc), else under a lock."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    with _umask_lock:  # os.umask can only be read by setting it: restore at once
+        mask = os.umask(0o022)
+        os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    return 0o666 & ~current_umask()
+
+
+def dir_mode() -> int:
+    return 0o777 & ~current_umask()
+
+
+def write_target(path: str | os.PathLike) -> str:
+    """The file a write to `path` must replace: `path` itself, or the file a symlink there points to."""
+    path = os.fspath(path)
+    if os.path.islink(path):
+        real = os.path.realpath(path)
+        if os.path.isdir(real):
+            raise IsADirectoryError(f"{path} is a symlink to the folder {real}, not a file")
+        if not os.path.isdir(os.path.dirname(real) or "."):
+            raise FileNotFoundError(f"{path} is a symlink to {real}, whose folder does not exist")
+        return real
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{path} is a folder, not a file")
+    return path
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "w", *, temp_path: str | os.PathLike | None = None,
+                encoding: str | None = "utf-8", newline: str | None = "\n"):
+    """open() for writing whose result replaces `path` only when the block finishes without an exception.
+
+    The data goes to a temp file in the target's folder (`temp_path` when given: a visible name lets a
+    reader follow a long write) and is renamed onto the target at the end; on an exception the temp file
+    is removed and the target left as it was. Newlines are written as given ("\\n") in text mode.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_open writes whole files: mode 'w' or 'wb', not {mode!r}")
+    target = write_target(path)
+    folder = os.path.dirname(target) or "."
+    try:
+        keep = stat.S_IMODE(os.stat(target).st_mode)  # replacing a file keeps its mode, as open("w") does
+    except FileNotFoundError:
+        keep = file_mode()
+    if temp_path is None:
+        fd, tmp = tempfile.mkstemp(prefix=TEMP_PREFIX, suffix=os.path.basename(target), dir=folder)
+    else:
+        tmp = os.fspath(temp_path)
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    kwargs = {} if "b" in mode else {"encoding": encoding, "newline": newline}
+    try:
+        with os.fdopen(fd, mode, **kwargs) as f:
+            os.chmod(tmp, keep)  # mkstemp makes 0600: give the final file ordinary permissions
+            yield f
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.remove(tmp)
+        raise
 
 
 def atomic_write_text(path: str | os.PathLike, text: str) -> str:
-    """Write `text` to `path` through a temp file in the same folder, so readers never see half a file.
+    """Write `text` to `path` atomically (see atomic_open). Returns the path."""
+    with atomic_open(path, "w") as f:
+        f.write(text)
+    return os.fspath(path)
 
-    Returns the path. Newlines are written as given ("\\n"), on every platform.
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> str:
+    with atomic_open(path, "wb") as f:
+        f.write(data)
+    return os.fspath(path)
+
+
+def move_into_place(src: str | os.PathLike, dst: str | os.PathLike) -> str:
+    """Rename a finished file onto `dst` (through a symlink there), with ordinary permissions.
+
+    For files written by other libraries into a temp folder: safetensors' save_file, like mkstemp, creates
+    0600 files.
     """
-    path = os.fspath(path)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=os.path.basename(path), dir=os.path.dirname(path) or ".")
+    target = write_target(dst)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
-    return path
+        keep = stat.S_IMODE(os.stat(target).st_mode)
+    except FileNotFoundError:
+        keep = file_mode()
+    os.chmod(src, keep)
+    os.replace(src, target)
+    return os.fspath(dst)
+
+
+def publish_modes(folder: str | os.PathLike) -> None:
+    """Ordinary (umask) permissions on a temp folder's tree before it is renamed into place."""
+    dmode, fmode = dir_mode(), file_mode()
+    os.chmod(folder, dmode)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), dmode)
+        for name in files:
+            os.chmod(os.path.join(root, name), fmode)
+
+
+def make_temp_dir(prefix: str, dir: str | os.PathLike) -> str:
+    """A fresh temp folder inside `dir` with ordinary (umask) permissions, for a folder renamed into place.
+
+    tempfile.mkdtemp makes 0700, which would survive the rename and lock colleagues out of a shared folder.
+    """
+    tmp = tempfile.mkdtemp(prefix=prefix, dir=dir)
+    os.chmod(tmp, dir_mode())
+    return tmp

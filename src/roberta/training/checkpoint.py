@@ -18,11 +18,12 @@ import os
 import random
 import re
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from roberta._io import make_temp_dir, move_into_place, publish_modes
 
 logger = logging.getLogger(__name__)
 
@@ -78,7 +79,7 @@ def save_checkpoint(output_dir, step: int, model, optimizer, scheduler, scaler, 
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     final = output_dir / f"checkpoint-{step}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".checkpoint-{step}.", dir=output_dir))
+    tmp = Path(make_temp_dir(f".checkpoint-{step}.", output_dir))  # 0755 under umask 022, not 0700
     try:
         model.save_pretrained(tmp)
         if tokenizer is not None and hasattr(tokenizer, "save_pretrained"):
@@ -89,6 +90,7 @@ def save_checkpoint(output_dir, step: int, model, optimizer, scheduler, scaler, 
             torch.save(scaler.state_dict(), tmp / "scaler.pt")
         torch.save(rng_states, tmp / "rng_state.pt")
         (tmp / "trainer_state.json").write_text(json.dumps(trainer_state, indent=2))
+        publish_modes(tmp)  # 0644 files / 0755 folder under umask 022 (safetensors writes 0600)
         if final.exists():  # a rerun over an old output dir: replace the stale checkpoint
             stale = output_dir / f".stale-{final.name}"
             shutil.rmtree(stale, ignore_errors=True)
@@ -108,13 +110,13 @@ def save_pretrained_atomic(model, tokenizer, out_dir) -> Path:
     """model.save_pretrained (+ tokenizer) into `out_dir`, each file moved into place only once complete."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".final.", dir=out_dir))
+    tmp = Path(make_temp_dir(".final.", out_dir))
     try:
         model.save_pretrained(tmp)
         if tokenizer is not None and hasattr(tokenizer, "save_pretrained"):
             tokenizer.save_pretrained(tmp)
         for path in tmp.iterdir():
-            os.replace(path, out_dir / path.name)
+            move_into_place(path, out_dir / path.name)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     logger.info("saved the model to %s", out_dir)
