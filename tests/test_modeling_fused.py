@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from roberta.config import RobertaConfig
 from roberta.modeling import RobertaForMaskedLM
 from roberta.modeling import fused
-from roberta.modeling.fused import Linear, dense_add_residual, dense_gelu, fast_inference, gelu_inplace
+from roberta.modeling.fused import dense_add_residual, dense_gelu, fast_inference, gelu_inplace, linear
 
 needs_packing = pytest.mark.skipif(not fused.packing_available(),
                                    reason="this torch build has no oneDNN packed linear (torch.ops.mkldnn)")
@@ -81,14 +81,14 @@ def test_model_outputs_same_with_and_without_the_shortcuts():
 @pytest.mark.parametrize("rows", [1, 7, 200, fused.PACKED_ROWS + 3, 3 * fused.PACKED_ROWS])  # > PACKED_ROWS: blocks
 def test_packed_linear_gives_linear_numbers(rows):
     torch.manual_seed(rows)
-    layer = Linear(48, 40)
-    assert layer.pack()
+    layer = torch.nn.Linear(48, 40)
+    assert fused.pack(layer)
     x, residual = torch.randn(rows, 48), torch.randn(rows, 40)
     expected = F.linear(x, layer.weight, layer.bias)
     with torch.inference_mode():
-        assert layer.packed_weight(x) is not None
-        torch.testing.assert_close(layer(x), expected, rtol=0, atol=1e-5)
-        torch.testing.assert_close(layer(x.view(1, rows, 48)), expected[None], rtol=0, atol=1e-5)
+        assert fused.packed_weight(layer, x) is not None
+        torch.testing.assert_close(linear(layer, x), expected, rtol=0, atol=1e-5)
+        torch.testing.assert_close(linear(layer, x.view(1, rows, 48)), expected[None], rtol=0, atol=1e-5)
         torch.testing.assert_close(dense_gelu(layer, x), F.gelu(expected), rtol=0, atol=1e-5)
         torch.testing.assert_close(dense_add_residual(layer, x, residual), expected + residual, rtol=0, atol=1e-5)
 
@@ -97,25 +97,29 @@ def test_packed_linear_gives_linear_numbers(rows):
 def test_packed_copy_is_never_served_stale():
     """A weight changed after packing (in place, by load_state_dict, by a dtype move) gives the new numbers."""
     torch.manual_seed(0)
-    layer = Linear(16, 8)
+    layer = torch.nn.Linear(16, 8)
     x = torch.randn(5, 16)
-    assert layer.pack()
+    assert fused.pack(layer)
     with torch.no_grad():
         layer.weight.mul_(-2.0)
     with torch.inference_mode():
-        torch.testing.assert_close(layer(x), F.linear(x, layer.weight, layer.bias), rtol=0, atol=1e-5)
-    assert layer._packed is None  # the stale copy was dropped
-    assert layer.pack()
+        torch.testing.assert_close(linear(layer, x), F.linear(x, layer.weight, layer.bias), rtol=0, atol=1e-5)
+    assert not fused.is_packed(layer)  # the stale copy was dropped
+    assert fused.pack(layer)
     fresh = torch.nn.Linear(16, 8)
     layer.load_state_dict(fresh.state_dict())
     with torch.inference_mode():
-        torch.testing.assert_close(layer(x), fresh(x), rtol=0, atol=1e-5)
-    assert layer.pack()
-    layer.double()
-    assert layer._packed is None  # a move or cast drops the copy at once (no stale memory kept)
+        torch.testing.assert_close(linear(layer, x), fresh(x), rtol=0, atol=1e-5)
+    assert fused.pack(layer)
+    layer.weight = torch.nn.Parameter(torch.randn(8, 16))  # a new weight tensor, same shape
     with torch.inference_mode():
-        torch.testing.assert_close(layer(x.double()), F.linear(x.double(), layer.weight, layer.bias))
-    assert not layer.pack()  # only float32 is packed
+        torch.testing.assert_close(linear(layer, x), F.linear(x, layer.weight, layer.bias), rtol=0, atol=1e-5)
+    assert fused.pack(layer)
+    layer.double()
+    with torch.inference_mode():
+        torch.testing.assert_close(linear(layer, x.double()), F.linear(x.double(), layer.weight, layer.bias))
+    assert not fused.is_packed(layer)  # dropped at the first call that found it stale
+    assert not fused.pack(layer)  # only float32 is packed
 
 
 @needs_packing
@@ -134,11 +138,11 @@ def test_pack_weights_keeps_state_dict_numbers_training_and_copies():
     loss.backward()
     assert model.roberta.encoder.layer[0].attention.self.query.weight.grad is not None
     twin = copy.deepcopy(model)  # the opaque packed copies are left behind, not copied
-    assert all(m._packed is None for m in twin.modules() if isinstance(m, Linear))
+    assert not any(fused.is_packed(m) for m in twin.modules())
     with torch.inference_mode():
         torch.testing.assert_close(twin(input_ids=ids).logits, plain, rtol=0, atol=1e-5)
     assert model.pack_weights(False) == 0
-    assert all(m._packed is None for m in model.modules() if isinstance(m, Linear))
+    assert not any(fused.is_packed(m) for m in model.modules())
 
 
 def _padded_batch(batch=5, tokens=13, seed=1):

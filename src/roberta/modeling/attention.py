@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fused import Linear, dense_add_residual
+from .fused import dense_add_residual, linear
 
 logger = logging.getLogger(__name__)
 Tensor = torch.Tensor
@@ -168,9 +168,9 @@ class RobertaSelfAttention(nn.Module):
         self.num_attention_heads = config.num_attention_heads
         self.attention_head_size = config.hidden_size // config.num_attention_heads
         self.all_head_size = self.num_attention_heads * self.attention_head_size
-        self.query = Linear(config.hidden_size, self.all_head_size)
-        self.key = Linear(config.hidden_size, self.all_head_size)
-        self.value = Linear(config.hidden_size, self.all_head_size)
+        self.query = nn.Linear(config.hidden_size, self.all_head_size)
+        self.key = nn.Linear(config.hidden_size, self.all_head_size)
+        self.value = nn.Linear(config.hidden_size, self.all_head_size)
         self.dropout_prob = config.attention_probs_dropout_prob
         self.layer_idx = layer_idx
         self.is_cross_attention = is_cross_attention
@@ -193,20 +193,20 @@ class RobertaSelfAttention(nn.Module):
                 kv_states: Optional[Tensor] = None) -> tuple[Tensor, Optional[Tensor]]:
         """hidden_states (B, T, C) -> (B, T, C), probs. `kv_states` (B, S, C) gives keys/values from other rows
         than the queries (used when only some query rows are needed); `cache` is a KeyValueCache."""
-        q = self._heads(self.query(hidden_states))
+        q = self._heads(linear(self.query, hidden_states))
         if self.is_cross_attention:
             cached = cache.get_cross(self.layer_idx) if cache is not None else None
             if cached is not None:
                 k, v = cached
             else:
-                k = self._heads(self.key(encoder_hidden_states))
-                v = self._heads(self.value(encoder_hidden_states))
+                k = self._heads(linear(self.key, encoder_hidden_states))
+                v = self._heads(linear(self.value, encoder_hidden_states))
                 if cache is not None:
                     cache.set_cross(k, v, self.layer_idx)
         else:
             source = hidden_states if kv_states is None else kv_states
-            k = self._heads(self.key(source))
-            v = self._heads(self.value(source))
+            k = self._heads(linear(self.key, source))
+            v = self._heads(linear(self.value, source))
             if cache is not None:
                 k, v = cache.update(k, v, self.layer_idx)
         dropout_p = self.dropout_prob if self.training else 0.0
@@ -231,7 +231,7 @@ class RobertaSelfOutput(nn.Module):
 
     def __init__(self, config):
         super().__init__()
-        self.dense = Linear(config.hidden_size, config.hidden_size)
+        self.dense = nn.Linear(config.hidden_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 

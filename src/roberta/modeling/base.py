@@ -103,14 +103,15 @@ class RobertaPreTrainedModel(nn.Module):
         float32. Outputs differ from the plain path by rounding only (~1e-6). A weight changed after packing is
         noticed and served unpacked. enable=False drops the copies. -> the number of layers that hold a packed copy
         (0 where this torch has no oneDNN or the weights are not float32 on CPU)."""
-        from .fused import Linear
+        from . import fused
 
-        layers = [m for m in self.modules() if isinstance(m, Linear)]
+        layers = [m for name, m in self.named_modules() if ".encoder.layer." in f".{name}." and
+                  isinstance(m, nn.Linear)]
         if not enable:
             for layer in layers:
-                layer.unpack()
+                fused.unpack(layer)
             return 0
-        return sum(layer.pack() for layer in layers)
+        return sum(fused.pack(layer) for layer in layers)
 
     # ---- weights tying ---------------------------------------------------------------------------
     def get_input_embeddings(self) -> nn.Embedding:

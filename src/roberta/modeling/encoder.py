@@ -14,7 +14,7 @@ from torch.utils.checkpoint import checkpoint
 
 from .attention import AttentionMask, RobertaAttention
 from . import fused
-from .fused import Linear, dense_add_residual, dense_gelu
+from .fused import dense_add_residual, dense_gelu, linear
 
 Tensor = torch.Tensor
 
@@ -54,19 +54,19 @@ def get_activation(name) -> Callable[[Tensor], Tensor]:
 class RobertaIntermediate(nn.Module):
     def __init__(self, config):
         super().__init__()
-        self.dense = Linear(config.hidden_size, config.intermediate_size)
+        self.dense = nn.Linear(config.hidden_size, config.intermediate_size)
         self.intermediate_act_fn = get_activation(config.hidden_act)
 
     def forward(self, hidden_states: Tensor) -> Tensor:  # (B, T, C) -> (B, T, I)
         if self.intermediate_act_fn is F.gelu:
             return dense_gelu(self.dense, hidden_states)
-        return self.intermediate_act_fn(self.dense(hidden_states))
+        return self.intermediate_act_fn(linear(self.dense, hidden_states))
 
 
 class RobertaOutput(nn.Module):
     def __init__(self, config):
         super().__init__()
-        self.dense = Linear(config.intermediate_size, config.hidden_size)
+        self.dense = nn.Linear(config.intermediate_size, config.hidden_size)
         self.LayerNorm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
@@ -113,10 +113,11 @@ class RobertaLayer(nn.Module):
     def _in_sequence_blocks(self, hidden_states: Tensor, head_mask, encoder_hidden_states, cache, eager) -> bool:
         """Whether to run the layer a few sequences at a time: packed CPU inference on more token rows than one
         packed matmul takes, with nothing that needs the whole batch at once (attention probs, head mask,
-        cross-attention, a cache)."""
-        return (hidden_states.numel() > fused.PACKED_ROWS * hidden_states.shape[-1]
+        cross-attention, a cache). The packed test comes first: it is False under every tracer, so no size
+        check on the (possibly symbolic) batch is recorded and an exported program fits every batch size."""
+        return (fused.packed_weight(self.intermediate.dense, hidden_states) is not None
                 and head_mask is None and encoder_hidden_states is None and cache is None and not eager
-                and self.intermediate.dense.packed_weight(hidden_states) is not None)
+                and hidden_states.numel() > fused.PACKED_ROWS * hidden_states.shape[-1])
 
     def _forward_in_sequence_blocks(self, hidden_states: Tensor, mask: AttentionMask,
                                     kv_states: Optional[Tensor], out: Optional[Tensor] = None) -> Tensor:

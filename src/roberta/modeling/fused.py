@@ -9,9 +9,12 @@ The sums are the same numbers added in another order (~5e-7 per block in fp32, ~
 `gelu_inplace` applies exact GELU in place on the FFN's fresh (B, T, 4C) buffer: bit-identical, and it saves
 allocating (and page-faulting) another buffer of that size in every layer.
 
-`Linear` is `nn.Linear` (same parameters, same state-dict keys) that can also run on a oneDNN-packed copy of
-its weight (`pack()`, called for every encoder matmul by `RobertaPreTrainedModel.pack_weights()`, which the
-pipelines do on CPU in float32). A plain CPU matmul re-packs the weight into a blocked layout on every call;
+`pack(linear)` keeps a oneDNN-packed copy of an `nn.Linear`'s weight (called for every encoder matmul by
+`RobertaPreTrainedModel.pack_weights()`, which the pipelines do on CPU in float32). The modules stay plain
+`nn.Linear` (same parameters, same state-dict keys, and the exact type that `torch.ao.quantization`,
+PEFT and other tools look for); the packed copies live in a table beside them, keyed weakly by module, so a
+deepcopy, pickle or `torch.save` of the model never carries them. A plain CPU matmul re-packs the weight into a
+blocked layout on every call;
 for the short inputs of batch-1 inference that is a large share of the time. Measured on the 72 matmuls of a
 roberta-base encoder, weights cold in cache as in a real forward, 1 thread: 8 rows 1.55x, 24-64 rows
 1.11-1.16x, 80-400 rows 1.03-1.09x. One packed call on many rows is slower than the plain matmul (1024 rows
@@ -22,14 +25,19 @@ in cache and are reused from block to block instead of page-faulting fresh batch
 1536-2048 rows measured best on whole batch-32 fill-mask calls (512: 0.94x of that, 1024: 0.96x, 3072-4096:
 0.97-0.98x), hence PACKED_ROWS; a packed matmul given more rows takes them PACKED_ROWS at a time. With a packed
 weight the FFN's GELU runs inside the matmul (`dense_gelu`). The packed copy costs the weight's size in memory
-again. It is checked against the weight's version counter and storage on every call, so a weight changed in
-place (training, load_state_dict, `.to()`) is never served from a stale copy: the layer falls back to the plain
-path. Outputs differ from the plain path by rounding (~5e-6 per layer).
+again. It is checked against the weight's identity, version counter and storage on every call, so a weight
+changed in place (training, load_state_dict, `.to()`) is never served from a stale copy: the layer falls back
+to the plain path and the copy is dropped. Outputs differ from the plain path by rounding (~5e-6 per layer).
 
 All of these apply only where autograd is off (no tensor needs these intermediates for a backward), no autocast
-is active (its dtype casts do not cover in-place ops) and nothing is being compiled (the compiler fuses by itself).
+is active (its dtype casts do not cover in-place ops) and no tracer or compiler is running (`tracing()`: a
+graph records one branch, so value- and size-dependent shortcuts stay out of exported programs, and the compiler
+fuses by itself). A module that is not a plain `nn.Linear` (e.g. one swapped in by `quantize_dynamic`) is simply
+called.
 """
 from __future__ import annotations
+
+import weakref
 
 import torch
 import torch.nn.functional as F
@@ -45,17 +53,30 @@ def _autocast_on(device_type: str) -> bool:
         return torch.is_autocast_cpu_enabled() if device_type == "cpu" else torch.is_autocast_enabled()
 
 
+def tracing() -> bool:
+    """True under any tracer or compiler: torch.jit (trace/script), torch.onnx, torch.export, FX, dynamo."""
+    if torch.jit.is_scripting() or torch.jit.is_tracing() or torch.compiler.is_compiling():
+        return True
+    is_exporting = getattr(torch.compiler, "is_exporting", None)  # torch >= 2.5
+    if is_exporting is not None and is_exporting():
+        return True
+    from torch.fx import _symbolic_trace as fx
+    fx_tracing = getattr(fx, "is_fx_symbolic_tracing", None) or fx.is_fx_tracing  # the first: torch >= 2.7
+    return fx_tracing() or torch.onnx.is_in_onnx_export()
+
+
 def fast_inference(x: Tensor) -> bool:
     """True where the in-place shortcuts are safe for `x` (see the module docstring)."""
-    return (not torch.is_grad_enabled() and not torch.compiler.is_compiling()
-            and not _autocast_on(x.device.type))
+    return not torch.is_grad_enabled() and not tracing() and not _autocast_on(x.device.type)
 
 
 def dense_add_residual(dense: nn.Linear, x: Tensor, residual: Tensor) -> Tensor:
     """dense(x) + residual, (..., Cin), (..., C) -> (..., C); one memory pass fewer where fast_inference(x)."""
-    packed = _packed_weight(dense, x)
+    packed = packed_weight(dense, x)
     if packed is not None:  # (oneDNN's fused "add" post-op measured slower than this separate pass)
         return _packed_linear(dense, x, packed).add_(residual)
+    if type(dense) is not nn.Linear:  # a quantized or otherwise swapped module: its own forward
+        return dense(x) + residual
     weight, bias = dense.weight, dense.bias
     if not (fast_inference(x) and bias is not None and x.dtype == weight.dtype == residual.dtype
             and residual.shape[:-1] == x.shape[:-1]):
@@ -95,58 +116,53 @@ def packing_available() -> bool:
     return _PACKING_WORKS
 
 
-class Linear(nn.Linear):
-    """nn.Linear that can run inference on a oneDNN-packed copy of its weight (see the module docstring)."""
-
-    _packed: tuple | None = None  # (packed tensor, weight version, weight data_ptr) while packed
-
-    def pack(self) -> bool:
-        """Keep a packed copy of the weight for CPU float32 inference. -> whether it was packed."""
-        weight = self.weight
-        if weight.device.type != "cpu" or weight.dtype != torch.float32 or not packing_available():
-            self._packed = None
-            return False
-        with torch.no_grad():
-            packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), None)
-        self._packed = (packed, weight._version, weight.data_ptr())
-        return True
-
-    def unpack(self) -> None:
-        self._packed = None
-
-    def _apply(self, *args, **kwargs):  # .to() / .cuda() / .half(): the packed copy no longer applies
-        self._packed = None
-        return super()._apply(*args, **kwargs)
-
-    def __getstate__(self):  # copy.deepcopy / pickle / torch.save: the packed copy is opaque; leave it behind
-        state = dict(super().__getstate__())
-        state.pop("_packed", None)
-        return state
-
-    def packed_weight(self, x: Tensor):
-        """The packed weight if it may serve `x` now, else None (and a stale copy is dropped)."""
-        entry = self._packed
-        if entry is None or x.dtype != torch.float32 or x.device.type != "cpu" or not fast_inference(x):
-            return None
-        weight = self.weight
-        if entry[1] != weight._version or entry[2] != weight.data_ptr() or weight.dtype != torch.float32:
-            self._packed = None  # the weight changed since packing
-            return None
-        return entry[0]
-
-    def forward(self, x: Tensor) -> Tensor:
-        packed = self.packed_weight(x)
-        if packed is None:
-            return F.linear(x, self.weight, self.bias)
-        return _packed_linear(self, x, packed)
+# module -> (packed tensor, weakref to the weight packed, its version, its data_ptr); weak keys: a module that
+# is garbage collected takes its packed copy with it, and copies of a module start without one
+_PACKED: "weakref.WeakKeyDictionary[nn.Linear, tuple]" = weakref.WeakKeyDictionary()
 
 
-def _packed_weight(dense: nn.Linear, x: Tensor):
-    """The packed weight that may serve dense(x) now, or None (a plain nn.Linear has none)."""
-    return dense.packed_weight(x) if isinstance(dense, Linear) else None
+def pack(linear: nn.Module) -> bool:
+    """Keep a packed copy of a plain nn.Linear's weight for CPU float32 inference. -> whether it was packed."""
+    _PACKED.pop(linear, None)
+    weight = getattr(linear, "weight", None)
+    if (type(linear) is not nn.Linear or weight.device.type != "cpu" or weight.dtype != torch.float32
+            or not packing_available()):
+        return False
+    with torch.no_grad():
+        packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().contiguous(), None)
+    _PACKED[linear] = (packed, weakref.ref(weight), weight._version, weight.data_ptr())
+    return True
 
 
-def _packed_linear(dense: Linear, x: Tensor, packed: Tensor, gelu: bool = False) -> Tensor:
+def unpack(linear: nn.Module) -> None:
+    _PACKED.pop(linear, None)
+
+
+def is_packed(linear: nn.Module) -> bool:
+    """Whether `linear` holds a packed copy now (it may still be found stale at its next call)."""
+    return linear in _PACKED
+
+
+def packed_weight(dense: nn.Module, x: Tensor):
+    """The packed weight that may serve dense(x) now, else None (and a stale copy is dropped)."""
+    entry = _PACKED.get(dense) if _PACKED else None
+    if entry is None or not fast_inference(x):  # (tracers stop here, before reading any size or value)
+        return None
+    weight = dense.weight
+    if (entry[1]() is not weight or entry[2] != weight._version or entry[3] != weight.data_ptr()
+            or weight.dtype != torch.float32):
+        del _PACKED[dense]  # the weight changed since packing
+        return None
+    return entry[0] if x.dtype == torch.float32 and x.device.type == "cpu" else None
+
+
+def linear(dense: nn.Module, x: Tensor) -> Tensor:
+    """dense(x), on the packed weight where there is one that may serve x."""
+    packed = packed_weight(dense, x)
+    return dense(x) if packed is None else _packed_linear(dense, x, packed)
+
+
+def _packed_linear(dense: nn.Linear, x: Tensor, packed: Tensor, gelu: bool = False) -> Tensor:
     """dense(x) (then exact GELU, applied inside the matmul) on the packed weight, PACKED_ROWS rows at a time;
     a fresh buffer."""
     def run(rows: Tensor) -> Tensor:
@@ -164,7 +180,7 @@ def _packed_linear(dense: Linear, x: Tensor, packed: Tensor, gelu: bool = False)
 
 def dense_gelu(dense: nn.Linear, x: Tensor) -> Tensor:
     """Exact (erf) GELU of dense(x); with a packed weight, oneDNN applies the GELU inside the matmul."""
-    packed = _packed_weight(dense, x)
+    packed = packed_weight(dense, x)
     if packed is not None:
         return _packed_linear(dense, x, packed, gelu=True)
     return gelu_inplace(dense(x))
