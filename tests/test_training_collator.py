@@ -72,6 +72,22 @@ def test_same_seed_same_mask_new_mask_each_call(tok):
     assert not torch.equal(first_a["labels"], other["labels"])
 
 
+def test_numpy_batches_equal_torch_batches(tok):
+    """return_tensors="np" (for JAX training) gives the same masks and padding as "pt", as numpy arrays."""
+    import numpy as np
+
+    examples = _examples(tok, n=8)
+    pt = DataCollatorForLanguageModeling(tok, seed=3)(examples)
+    arrays = DataCollatorForLanguageModeling(tok, seed=3, return_tensors="np")(examples)
+    assert sorted(arrays) == sorted(pt) and all(isinstance(v, np.ndarray) for v in arrays.values())
+    for key in pt:
+        np.testing.assert_array_equal(arrays[key], pt[key].numpy())
+    padded = DataCollatorWithPadding(tok, return_tensors="np")([{"input_ids": [0, 5, 2]}, {"input_ids": [0, 2]}])
+    np.testing.assert_array_equal(padded["input_ids"], [[0, 5, 2], [0, 2, tok.pad_token_id]])
+    with pytest.raises(ValueError, match="return_tensors must be 'pt'.*or 'np'.*got 'tf'"):
+        DataCollatorWithPadding(tok, return_tensors="tf")
+
+
 def test_generator_state_round_trip(tok):
     examples = _examples(tok, n=8)
     c = DataCollatorForLanguageModeling(tok, seed=1)

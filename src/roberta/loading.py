@@ -26,24 +26,13 @@ from collections import defaultdict
 import torch
 from torch import nn
 
-from roberta.config import CONFIG_NAME, PretrainedConfig, RobertaConfig, read_json_file
-from roberta.hub import is_local, resolve_file
+from roberta.config import CONFIG_NAME, PretrainedConfig, RobertaConfig
+from roberta.hub import is_local
+from roberta.weight_files import (  # noqa: F401 (re-exported: the public names lived here first)
+    SAFE_INDEX_NAME, SAFE_WEIGHTS_NAME, TORCH_INDEX_NAME, TORCH_WEIGHTS_NAME, WEIGHT_FILES, CheckpointError,
+    find_weight_files, with_variant)
 
 logger = logging.getLogger(__name__)
-
-SAFE_WEIGHTS_NAME = "model.safetensors"
-SAFE_INDEX_NAME = "model.safetensors.index.json"
-TORCH_WEIGHTS_NAME = "pytorch_model.bin"
-TORCH_INDEX_NAME = "pytorch_model.bin.index.json"
-WEIGHT_FILES = (SAFE_WEIGHTS_NAME, SAFE_INDEX_NAME, TORCH_WEIGHTS_NAME, TORCH_INDEX_NAME)  # order of preference
-
-
-def with_variant(name: str, variant: str | None) -> str:
-    """model.safetensors -> model.fp16.safetensors; model.safetensors.index.json -> model.safetensors.index.fp16.json."""
-    if not variant:
-        return name
-    stem, ext = name.rsplit(".", 1)
-    return f"{stem}.{variant}.{ext}"
 
 
 def _weight_file_pattern(variant: str | None) -> re.Pattern:
@@ -68,10 +57,6 @@ _ST_DTYPES = {
     "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
     "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
 }
-
-
-class CheckpointError(OSError):
-    """A weight file is missing, truncated, corrupt or unsafe."""
 
 
 # ---- key renaming ---------------------------------------------------------------------------------------
@@ -167,30 +152,6 @@ def read_torch_bin(path: str, dtype: torch.dtype | None = None) -> dict[str, tor
     if dtype is not None:
         state = {k: v.to(dtype) if v.is_floating_point() else v for k, v in state.items()}
     return state
-
-
-def _find_weights(path_or_id, hub: dict, use_safetensors: bool | None, variant: str | None = None) -> list[str]:
-    """Local paths of the weight files to read, by preference; a clear error when there are none."""
-    for plain in WEIGHT_FILES:
-        is_safe = plain.startswith("model.safetensors")
-        name = with_variant(plain, variant)
-        if (use_safetensors is True and not is_safe) or (use_safetensors is False and is_safe):
-            continue
-        path = resolve_file(path_or_id, name, required=False, **hub)
-        if path is None:
-            continue
-        if not plain.endswith(".index.json"):
-            return [path]
-        index = read_json_file(path)
-        if not isinstance(index.get("weight_map"), dict):
-            raise CheckpointError(f"{path} has no 'weight_map' object; it is not a sharded checkpoint index")
-        shards = sorted(set(index["weight_map"].values()))
-        return [resolve_file(path_or_id, shard, **hub) for shard in shards]
-    wanted = " / ".join(with_variant(n, variant) for n in (WEIGHT_FILES[:2] if use_safetensors else WEIGHT_FILES))
-    if is_local(path_or_id):
-        present = ", ".join(sorted(os.listdir(path_or_id))) or "nothing"
-        raise CheckpointError(f"no weights ({wanted}) in folder {os.fspath(path_or_id)!r}; it holds: {present}")
-    raise CheckpointError(f"no weights ({wanted}) found for {path_or_id!r} (revision {hub.get('revision') or 'main'})")
 
 
 def read_checkpoint(files: list[str], dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
@@ -476,7 +437,7 @@ def load_model(cls, pretrained_model_name_or_path, *model_args, config=None, dty
                         f"attributes: {list(model_args) + sorted(unused)}")
     placement = _placement(device_map)
     target_dtype = _resolve_dtype(dtype, config)
-    state = read_checkpoint(_find_weights(path, hub, use_safetensors, variant), target_dtype)
+    state = read_checkpoint(find_weight_files(path, hub, use_safetensors, variant), target_dtype)
     if target_dtype is None:  # "auto" without a dtype in config.json: the first floating tensor decides
         target_dtype = next((t.dtype for t in state.values() if t.is_floating_point()), torch.get_default_dtype())
 

@@ -101,8 +101,9 @@ class _PaddingCollator:
 
     def __init__(self, tokenizer, padding: bool | str = True, max_length: int | None = None,
                  pad_to_multiple_of: int | None = None, return_tensors: str = "pt"):
-        if return_tensors != "pt":
-            raise ValueError(f"only return_tensors='pt' is supported, got {return_tensors!r}")
+        if return_tensors not in ("pt", "np"):
+            raise ValueError(f"return_tensors must be 'pt' (torch tensors) or 'np' (numpy arrays, e.g. for JAX), "
+                             f"got {return_tensors!r}")
         self.tokenizer = tokenizer
         self.padding = padding
         self.max_length = max_length
@@ -122,7 +123,11 @@ class _PaddingCollator:
         )
 
     def __call__(self, examples: list) -> dict[str, torch.Tensor]:
-        return self.pad(examples)
+        return self._as_requested(self.pad(examples))
+
+    def _as_requested(self, batch: dict[str, torch.Tensor]) -> dict:
+        """The batch in the `return_tensors` format (the work is done in torch either way)."""
+        return {k: v.numpy() for k, v in batch.items()} if self.return_tensors == "np" else batch
 
 
 def _rename_labels(example: Mapping) -> dict:
@@ -203,7 +208,7 @@ class DataCollatorForLanguageModeling(_PaddingCollator):
             raise ValueError("the tokenizer has no non-special tokens to draw random replacements from")
 
     def __call__(self, examples: list) -> dict[str, torch.Tensor]:
-        return self.mask(self.pad(examples))
+        return self._as_requested(self.mask(self.pad(examples)))
 
     def mask(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Add `labels` to a padded batch and mask its `input_ids` (in a copy)."""
