@@ -37,7 +37,8 @@ class Template(NamedTuple):
 
 
 def to_tensors(data: dict, tensor_type) -> dict:
-    """Convert list values to torch ('pt') or numpy ('np') arrays; ragged rows raise a clear ValueError."""
+    """Convert list values to torch ('pt'), numpy ('np') or TensorFlow ('tf') tensors; ragged rows raise a clear
+    ValueError."""
     if tensor_type is None:
         return data
     tensor_type = getattr(tensor_type, "value", tensor_type)
@@ -55,8 +56,16 @@ def to_tensors(data: dict, tensor_type) -> dict:
 
         def convert(v):
             return v if isinstance(v, np.ndarray) else np.asarray(v)
+    elif tensor_type == "tf":
+        try:
+            import tensorflow as tf
+        except ImportError:
+            raise ImportError("return_tensors='tf' needs TensorFlow: pip install 'roberta[tf]'") from None
+
+        def convert(v):
+            return v if tf.is_tensor(v) else tf.constant(v)
     else:
-        raise ValueError(f"return_tensors={tensor_type!r} is not supported; use 'pt', 'np' or None")
+        raise ValueError(f"return_tensors={tensor_type!r} is not supported; use 'pt', 'np', 'tf' or None")
     out = {}
     for key, value in data.items():
         if isinstance(value, (list, tuple)) and value and isinstance(value[0], (list, tuple)):

@@ -41,6 +41,15 @@ def _check_texts(text, pretokenized: bool, name: str):
     raise bad("", text)
 
 
+def _as_list(value):
+    """A tensor or array -> nested lists (TF tensors have no .tolist(); their numpy views do); others as given."""
+    if hasattr(value, "tolist"):
+        return value.tolist()
+    if hasattr(value, "numpy"):
+        return value.numpy().tolist()
+    return value
+
+
 class RawIds:
     """A raw encoding made from ids alone (prepare_for_model): no text, so no offsets or words."""
 
@@ -249,9 +258,10 @@ class EncodeMixin:
         if return_tensors is None:
             probe = first[0] if isinstance(first, (list, tuple)) and first else first
             mod = type(probe).__module__
-            return_tensors = "pt" if mod.startswith("torch") else "np" if mod.startswith("numpy") else None
-        data = {k: (v.tolist() if hasattr(v, "tolist") else [x.tolist() if hasattr(x, "tolist") else x for x in v]
-                    if isinstance(v, (list, tuple)) else v) for k, v in encoded_inputs.items()}
+            return_tensors = ("pt" if mod.startswith("torch") else "np" if mod.startswith("numpy")
+                              else "tf" if mod.startswith("tensorflow") else None)
+        data = {k: [_as_list(x) for x in v] if isinstance(v, (list, tuple)) else _as_list(v)
+                for k, v in encoded_inputs.items()}
         single = bool(data["input_ids"]) and not isinstance(data["input_ids"][0], (list, tuple))
         if single:
             data = {k: [v] for k, v in data.items()}
