@@ -1,12 +1,14 @@
 """Extract the embedded model's pretraining corpus from unpacked Debian packages.
 
 Input: a folder holding the packages unpacked with `dpkg -x` (r-cran-janeaustenr, sword-text-web,
-python3.11-doc, sqlite3-doc, postgresql-doc-15). Output, in --out:
+python3.11-doc, sqlite3-doc, postgresql-doc-15, wordnet-base). Output, in --out:
   train.txt, heldout.txt      one paragraph per line, a blank line between documents
   heldout_<source>.txt        the held-out slice per source (for per-source evaluation)
+  *_sentences.txt             the same text one sentence per line (for `packing="lines"` pretraining)
   stats.json                  documents / lines / bytes per source and split, licenses
 
-A "document" is a chapter (Austen, Bible) or one HTML page (manuals). The held-out slice is the
+A "document" is a chapter (Austen, Bible), one HTML page (manuals) or 200 consecutive WordNet synsets of
+one part of speech (their definitions and example sentences: short, everyday English). The held-out slice is the
 ~1% of documents of each source whose SHA-1 of their id is smallest (at least one per source), so
 the split is deterministic and never depends on extraction order.
 
@@ -277,6 +279,58 @@ def html_documents(folder: Path, exclude=()):
 
 
 # --------------------------------------------------------------------------------------------------
+# WordNet: `offset lex_filenum pos ... | gloss; "example"; "example"` per synset line of data.<pos>
+_WN_EXAMPLE = re.compile(r'"([^"]+)"')
+
+
+def wordnet_documents(root: Path, per_document: int = 200):
+    for pos in ("noun", "verb", "adj", "adv"):
+        lines: list[str] = []
+        count = 0
+        with open(root / f"usr/share/wordnet/data.{pos}", encoding="utf-8", errors="replace") as f:
+            for record in f:
+                if record.startswith("  ") or " | " not in record:  # the license header
+                    continue
+                gloss = record.split(" | ", 1)[1].strip()
+                definition = gloss.split(";")[0].strip()
+                if definition and not definition.startswith('"'):
+                    lines.append(definition[0].upper() + definition[1:] + ".")
+                lines += [e.strip()[0].upper() + e.strip()[1:] + ("" if e.strip()[-1] in ".!?" else ".")
+                          for e in _WN_EXAMPLE.findall(gloss) if len(e.split()) >= 3]
+                count += 1
+                if count % per_document == 0:
+                    yield f"{pos}/{count // per_document}", lines
+                    lines = []
+        if lines:
+            yield f"{pos}/{count // per_document + 1}", lines
+
+
+# A sentence ends at . ! or ? (optionally followed by a closing quote or bracket) before a space and a capital
+# letter or an opening quote; abbreviations such as "Mr." are glued back below.
+_SENTENCE_END = re.compile(r'(?<=[.!?])["\')\]]?\s+(?=["\'(\[]?[A-Z])')
+_ABBREVIATIONS = ("Mr.", "Mrs.", "Dr.", "St.", "e.g.", "i.e.", "etc.", "vs.", "Ms.", "No.")
+
+
+def split_sentences(paragraph: str, min_words: int = 4) -> list[str]:
+    """A paragraph -> its sentences; pieces of fewer than `min_words` words join the sentence after them."""
+    out: list[str] = []
+    carry = ""
+    for piece in _SENTENCE_END.split(paragraph):
+        piece = (carry + " " + piece).strip() if carry else piece.strip()
+        if piece.endswith(_ABBREVIATIONS) or len(piece.split()) < min_words:
+            carry = piece
+            continue
+        out.append(piece)
+        carry = ""
+    if carry:
+        if out:
+            out[-1] = out[-1] + " " + carry
+        else:
+            out.append(carry)
+    return out
+
+
+# --------------------------------------------------------------------------------------------------
 # Sphinx assets, the symbol indexes (lists of names, not prose) and the license pages.
 _PY_EXCLUDE = ("_", "genindex", "py-modindex", "whatsnew/changelog", "copyright", "license")
 SOURCES = {
@@ -288,15 +342,20 @@ SOURCES = {
     "sqlite": ("sqlite3-doc", "public domain", lambda r: html_documents(r / "usr/share/doc/sqlite3")),
     "postgresql": ("postgresql-doc-15", "PostgreSQL License (BSD/MIT-style)",
                    lambda r: html_documents(r / "usr/share/doc/postgresql-doc-15/html")),
+    "wordnet": ("wordnet-base", "WordNet 3.0 license (permissive, BSD-style; Princeton University)", wordnet_documents),
 }
 
 
 def _write(path: Path, docs) -> int:
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "w", encoding="utf-8") as f:
-        for lines in docs:
-            f.write("\n".join(lines) + "\n\n")
-    os.replace(tmp, path)
+    """Write documents (lists of paragraphs) to `path`, and one sentence per line to `<stem>_sentences.txt`."""
+    for target, split in ((path, False), (path.with_name(path.stem + "_sentences.txt"), True)):
+        tmp = target.with_suffix(".tmp")
+        with open(tmp, "w", encoding="utf-8") as f:
+            for lines in docs:
+                if split:
+                    lines = [s for line in lines for s in split_sentences(line)]
+                f.write("\n".join(lines) + "\n\n")
+        os.replace(tmp, target)
     return path.stat().st_size
 
 

@@ -42,75 +42,49 @@ def load(model_dir: str, reference: bool = False):
     return tokenizer, model
 
 
-def masked_batches(files, tokenizer, block_size: int, mlm_probability: float, seed: int, batch_size: int):
-    """Yield collated (masked) batches over the packed held-out text; deterministic for a seed."""
+def masked_batches(files, tokenizer, block_size: int, mlm_probability: float, seed: int, batch_size: int,
+                   packing: str = "full-sentences", mask_replace_prob: float = 0.8, random_replace_prob: float = 0.1):
+    """Collated (masked) batches over the held-out text, packed as for pretraining; deterministic for a seed."""
     from roberta.training.collator import DataCollatorForLanguageModeling
     from roberta.training.data import build_pretraining_dataset
 
     with tempfile.TemporaryDirectory() as cache:
         data = build_pretraining_dataset([Path(f) for f in files], tokenizer, block_size=block_size,
-                                         cache_dir=cache, drop_remainder=False, show_progress=False)
-        collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed)
-        for start in range(0, len(data), batch_size):
-            yield collator([data[i] for i in range(start, min(start + batch_size, len(data)))])
+                                         cache_dir=cache, drop_remainder=False, show_progress=False, packing=packing)
+        collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed,
+                                                   mask_replace_prob=mask_replace_prob,
+                                                   random_replace_prob=random_replace_prob)
+        return [collator([data[i] for i in range(start, min(start + batch_size, len(data)))])
+                for start in range(0, len(data), batch_size)]
 
 
-@torch.no_grad()
-def evaluate(model, tokenizer, files, block_size: int = 128, mlm_probability: float = 0.15, seed: int = 0,
-             batch_size: int = 32) -> dict:
-    """Masked-token figures of `model` on `files` plus the unigram baseline (see module doc)."""
-    n = correct = top5 = 0
-    nll = shuffled_nll = 0.0
-    shuffle_gen = torch.Generator().manual_seed(seed + 1)
-    labels_seen: list[torch.Tensor] = []
-    unmasked_counts: Counter = Counter()
+def unigram_baseline(batches, tokenizer) -> dict:
+    """An optimistic unigram model: the held-out text's own token frequencies (add-one smoothed)."""
     specials = set(tokenizer.all_special_ids)
-    for batch in masked_batches(files, tokenizer, block_size, mlm_probability, seed, batch_size):
-        labels = batch["labels"]
-        where = labels != -100
-        logits = model(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).logits[where]
-        target = labels[where]
-        nll += torch.nn.functional.cross_entropy(logits.float(), target, reduction="sum").item()
-        shuffled = shuffle_context(batch["input_ids"], batch["attention_mask"], where, shuffle_gen)
-        shuffled_logits = model(input_ids=shuffled, attention_mask=batch["attention_mask"]).logits[where]
-        shuffled_nll += torch.nn.functional.cross_entropy(shuffled_logits.float(), target, reduction="sum").item()
-        best = logits.topk(5, dim=-1).indices
-        correct += (best[:, 0] == target).sum().item()
-        top5 += (best == target[:, None]).any(-1).sum().item()
-        n += target.numel()
-        labels_seen.append(target)
-        original = torch.where(where, labels, batch["input_ids"])
-        unmasked_counts.update(t for t in original[batch["attention_mask"].bool()].tolist() if t not in specials)
-    if n == 0:
-        raise ValueError("no masked tokens: the held-out text is empty")
-    # Unigram baseline: the held-out text's own token distribution (add-one smoothed over the vocabulary).
-    unigram = unmasked_counts
-    total, vocab = sum(unigram.values()), len(tokenizer)
-    target = torch.cat(labels_seen)
-    most_common = unigram.most_common(1)[0][0]
-    uni_nll = -sum(math.log((unigram[t] + 1) / (total + vocab)) for t in target.tolist()) / n
-    return {
-        "masked_tokens": n,
-        "accuracy": correct / n,
-        "top5": top5 / n,
-        "loss": nll / n,
-        "perplexity": math.exp(nll / n),
-        "unigram_accuracy": (target == most_common).float().mean().item(),
-        "unigram_perplexity": math.exp(uni_nll),
-        "unigram_top_token": tokenizer.convert_ids_to_tokens(most_common),
-        "shuffled_loss": shuffled_nll / n,
-        "order_gain": (shuffled_nll - nll) / n,
-    }
+    counts: Counter = Counter()
+    targets = []
+    for batch in batches:
+        where = batch["labels"] != -100
+        original = torch.where(where, batch["labels"], batch["input_ids"])
+        counts.update(t for t in original[batch["attention_mask"].bool()].tolist() if t not in specials)
+        targets += batch["labels"][where].tolist()
+    total, vocab = sum(counts.values()), len(tokenizer)
+    most_common = counts.most_common(1)[0][0]
+    nll = -sum(math.log((counts[t] + 1) / (total + vocab)) for t in targets) / len(targets)
+    return {"unigram_accuracy": sum(t == most_common for t in targets) / len(targets),
+            "unigram_perplexity": math.exp(nll), "unigram_top_token": tokenizer.convert_ids_to_tokens(most_common)}
 
 
-def shuffle_context(ids: torch.Tensor, attention_mask: torch.Tensor, masked: torch.Tensor,
-                    generator: torch.Generator) -> torch.Tensor:
-    """Each row's tokens at unmasked real positions permuted among those positions; the rest unchanged."""
-    out = ids.clone()
-    for row in range(ids.shape[0]):
-        where = ((attention_mask[row] == 1) & ~masked[row]).nonzero().squeeze(-1)
-        out[row, where] = ids[row, where[torch.randperm(len(where), generator=generator)]]
-    return out
+def evaluate(model, tokenizer, files, block_size: int = 128, mlm_probability: float = 0.15, seed: int = 0,
+             batch_size: int = 32, packing: str = "full-sentences", mask_replace_prob: float = 0.8,
+             random_replace_prob: float = 0.1) -> dict:
+    """Masked-token figures of `model` on `files` plus the unigram baseline (see module doc)."""
+    from roberta.training.mlm_eval import masked_lm_figures
+
+    batches = masked_batches(files, tokenizer, block_size, mlm_probability, seed, batch_size, packing,
+                             mask_replace_prob, random_replace_prob)
+    figures = masked_lm_figures(model, batches, seed=seed + 1)
+    return {**figures, "perplexity": math.exp(figures["loss"]), **unigram_baseline(batches, tokenizer)}
 
 
 def fill_mask_top5(model, tokenizer, text: str = "I love using <mask> for NLP tasks!") -> list[tuple[str, float]]:
@@ -132,13 +106,17 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--per-file", action="store_true", help="also report each file separately")
+    ap.add_argument("--packing", choices=("full-sentences", "lines"), default="full-sentences")
+    ap.add_argument("--mask-replace-prob", type=float, default=0.8)
+    ap.add_argument("--random-replace-prob", type=float, default=0.1)
     ap.add_argument("--json", type=Path, help="write the figures here")
     ap.add_argument("--reference", action="store_true", help="load with transformers (cross-check)")
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
     tokenizer, model = load(args.model_dir, args.reference)
     kw = dict(block_size=args.block_size, mlm_probability=args.mlm_probability, seed=args.seed,
-              batch_size=args.batch_size)
+              batch_size=args.batch_size, packing=args.packing, mask_replace_prob=args.mask_replace_prob,
+              random_replace_prob=args.random_replace_prob)
     result = {"all": evaluate(model, tokenizer, args.heldout, **kw)}
     if args.per_file:
         for f in args.heldout:

@@ -136,6 +136,11 @@ def main(argv=None) -> int:
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (a GPU trains this model ~100x faster)")
     ap.add_argument("--dropout", type=float, default=0.1,
                     help="hidden and attention dropout (also applied to an --init-from model's config)")
+    ap.add_argument("--mask-replace-prob", type=float, default=0.8, help="share of selected tokens made <mask>")
+    ap.add_argument("--random-replace-prob", type=float, default=0.1, help="share made a random token")
+    ap.add_argument("--packing", choices=("full-sentences", "lines"), default="full-sentences")
+    ap.add_argument("--eval", nargs="*", default=None, help="held-out text for the order probe")
+    ap.add_argument("--probe-steps", type=int, default=None, help="log held-out accuracy and order gain every N steps")
     ap.add_argument("--init-from", default=None,
                     help="continue pretraining from this HF folder's weights (fresh optimizer and schedule)")
     args = ap.parse_args(argv)
@@ -167,6 +172,9 @@ def main(argv=None) -> int:
         batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, max_steps=10**7,
         weight_decay=0.01, max_grad_norm=1.0, seed=args.seed, bf16=args.bf16, log_every=25,
         cache_dir=args.cache_dir, device=args.device, show_progress=False,
+        mask_replace_prob=args.mask_replace_prob, random_replace_prob=args.random_replace_prob,
+        packing=args.packing, probe_steps=args.probe_steps,
+        eval_files=[Path(f) for f in args.eval] if args.eval else None,
         callbacks=[budget, AdaptiveThreads(args.threads), TrimHeap()],
     )
     seconds = time.time() - budget.start
@@ -176,7 +184,8 @@ def main(argv=None) -> int:
     train_tokens = json.loads((corpus / "meta.json").read_text())["num_tokens"]
     steps = metrics["global_step"]
     phase = {"steps": steps, "train_seconds": round(seconds), "peak_lr": args.lr, "warmup_steps": args.warmup_steps,
-             "dropout": args.dropout, "seed": args.seed,
+             "dropout": args.dropout, "seed": args.seed, "packing": args.packing,
+             "mask_replace_prob": args.mask_replace_prob, "random_replace_prob": args.random_replace_prob,
              "note": "weights of the previous phase, fresh AdamW state, new data order and masks"
              if args.init_from else "from scratch"}
     previous = Path(args.init_from or "") / "training_state.json"

@@ -85,3 +85,67 @@ def test_errors(tok, tmp_path):
     folder = tokenize_corpus(tiny, tok, cache_dir=tmp_path / "c", show_progress=False)
     with pytest.raises(IndexError):
         PackedDataset(folder, 3, 0, 2)[10]
+
+
+def test_lines_packing_keeps_each_document_alone(tok, tmp_path):
+    lines = ["the cat sat on the mat.", "a dog ran.", " ".join(["word"] * 70) + "."]
+    path = tmp_path / "lines.txt"
+    path.write_text("\n".join(lines) + "\n\n", encoding="utf-8")
+    ds = build_pretraining_dataset(path, tok, block_size=32, cache_dir=tmp_path / "c", show_progress=False,
+                                   packing="lines")
+    hf = hf_tokenizer()
+    expected = [hf(line, add_special_tokens=False)["input_ids"] for line in lines]
+    long = expected[2]
+    pieces = [expected[0], expected[1]] + [long[i:i + 30] for i in range(0, len(long), 30)]
+    assert len(ds) == len(pieces)
+    for i, body in enumerate(pieces):
+        assert ds[i]["input_ids"].tolist() == [tok.bos_token_id] + body + [tok.eos_token_id]
+    with pytest.raises(ValueError, match="packing must be one of"):
+        build_pretraining_dataset(path, tok, block_size=32, cache_dir=tmp_path / "c", packing="sentences")
+
+
+@pytest.mark.parametrize("packing", ["lines", "full-sentences"])
+def test_training_batches_decode_back_to_the_source_text(tok, tmp_path, packing):
+    """Nothing between the text file and the model reorders tokens: every row the model is fed (tokenize,
+    cache, pack, shuffle, collate, mask), with its masked positions restored from the labels, decodes to a
+    line of the corpus (lines) or to a piece of the corpus stream (full-sentences)."""
+    import torch
+
+    from roberta.config import RobertaConfig
+    from roberta.modeling import RobertaForMaskedLM
+    from roberta.training.collator import DataCollatorForLanguageModeling
+    from roberta.training.trainer import Trainer, TrainingArguments
+
+    corpus = write_corpus(tmp_path / "corpus.txt", lines=60, seed=3)
+    lines = [line.strip() for line in corpus.read_text(encoding="utf-8").splitlines() if line.strip()]
+    data = build_pretraining_dataset(corpus, tok, block_size=24, cache_dir=tmp_path / "c", show_progress=False,
+                                     packing=packing)
+    config = RobertaConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                           intermediate_size=32, max_position_embeddings=30, type_vocab_size=1)
+    args = TrainingArguments(output_dir=str(tmp_path / "out"), per_device_train_batch_size=8, max_steps=6,
+                             logging_steps=100, seed=0, disable_tqdm=True, device="cpu")
+    trainer = Trainer(RobertaForMaskedLM(config), args, train_dataset=data, task="mlm",
+                      data_collator=DataCollatorForLanguageModeling(tok, mask_replace_prob=1.0,
+                                                                    random_replace_prob=0.0, seed=0))
+    fed = []
+    forward = trainer._forward
+
+    def recording_forward(model, batch):
+        fed.append(torch.where(batch["labels"] != -100, batch["labels"], batch["input_ids"]))
+        assert (batch["input_ids"][batch["labels"] != -100] == tok.mask_token_id).all()  # 100% <mask>
+        return forward(model, batch)
+
+    trainer._forward = recording_forward
+    trainer.train()
+    rows = [row for batch in fed for row in batch.tolist()]
+    assert len(fed) == 6 and len(rows) >= 6 * 4
+    stream = " ".join(lines)
+    for row in rows:
+        text = tok.decode(row, skip_special_tokens=True).strip()
+        if packing == "lines":  # a whole line, or a piece of one longer than the block
+            real = [t for t in row if t != tok.pad_token_id]
+            assert any(text in line for line in lines) and tok.eos_token_id not in real[1:-1]
+        else:  # a block is a run of the stream, documents joined by </s> (dropped by skip_special_tokens)
+            pieces = [p.strip() for p in tok.decode(row).replace("<pad>", "").split("</s>")]
+            assert all(p.replace("<s>", "").strip() in stream for p in pieces)
+    assert len({tuple(r) for r in rows}) > 8  # the sampler shuffles across the corpus, not one row again

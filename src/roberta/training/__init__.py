@@ -10,6 +10,7 @@ _EXPORTS = {
     "DataCollatorForTokenClassification": "roberta.training.collator",
     "DataCollatorForMultipleChoice": "roberta.training.collator",
     "PackedDataset": "roberta.training.data",
+    "LineDataset": "roberta.training.data",
     "build_pretraining_dataset": "roberta.training.data",
     "tokenize_corpus": "roberta.training.data",
     "train_bpe_tokenizer": "roberta.training.tokenizer_training",

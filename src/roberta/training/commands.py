@@ -112,6 +112,14 @@ def _add_pretrain(sub) -> None:
     p.add_argument("--max-seq-len", type=int, default=512, help="tokens per packed block, <s> and </s> included (default 512)")
     p.add_argument("--dropout", type=float, default=0.1, help="hidden and attention dropout (default 0.1)")
     p.add_argument("--mlm-probability", type=float, default=0.15, help="share of tokens selected for masking (default 0.15)")
+    p.add_argument("--mask-replace-prob", type=float, default=0.8,
+                   help="share of selected tokens made <mask> (default 0.8; 1.0 = always <mask>, as BabyBERTa)")
+    p.add_argument("--random-replace-prob", type=float, default=0.1,
+                   help="share of selected tokens made a random token (default 0.1); the rest stay unchanged")
+    p.add_argument("--packing", choices=("full-sentences", "lines"), default="full-sentences",
+                   help="full-sentences: blocks cross documents (RoBERTa); lines: one example per line, no packing")
+    p.add_argument("--probe-steps", type=int, default=None,
+                   help="every N steps log held-out masked accuracy and order gain (needs --eval-files)")
     p.add_argument("--cache-dir", default=None, help="tokenized-corpus cache (default ~/.cache/roberta/tokenized or $ROBERTA_CACHE)")
     _add_trainer_flags(p, lr=5e-4, batch_size=8, weight_decay=0.01, warmup_ratio=0.06, epochs=1.0)
     p.set_defaults(func=_run_pretrain)
@@ -126,7 +134,9 @@ def _run_pretrain(args) -> int:
         args.train_files, args.tokenizer, args.output_dir, config=args.config_json, model=args.model,
         eval_files=args.eval_files, max_seq_len=args.max_seq_len, hidden_size=args.hidden_size,
         num_layers=args.num_layers, num_heads=args.num_heads, intermediate_size=args.intermediate_size,
-        dropout=args.dropout, mlm_probability=args.mlm_probability, cache_dir=args.cache_dir, **_trainer_kwargs(args))
+        dropout=args.dropout, mlm_probability=args.mlm_probability, mask_replace_prob=args.mask_replace_prob,
+        random_replace_prob=args.random_replace_prob, packing=args.packing, probe_steps=args.probe_steps,
+        cache_dir=args.cache_dir, **_trainer_kwargs(args))
     cleanup()
     return _print(result)
 

@@ -7,8 +7,11 @@ Layout on disk (one folder per cache key):
 
 The token file is memory-mapped, so a corpus larger than RAM works. Packing is lazy and cheap: block i is
 `<s>` + the i-th run of (block_size - 2) stream tokens + `</s>`, crossing document boundaries (which keep
-their `</s>` separator), as RoBERTa's FULL-SENTENCES setting. The cache does not depend on block_size, so
-changing the block size reuses the tokenized corpus.
+their `</s>` separator), as RoBERTa's FULL-SENTENCES setting (`packing="full-sentences"`). With
+`packing="lines"` every document is its own example instead (`LineDataset`: `<s> document </s>`, a document
+longer than a block cut into block-sized pieces), never packed with its neighbours: the setting small models
+learn word order fastest with (BabyBERTa's single sentences), given a corpus of one sentence per line. The
+cache depends on neither, so changing the block size or the packing reuses the tokenized corpus.
 
 A document is a non-empty line of a text file (a path or a list/tuple of paths), or the `text` field of each
 row of a `datasets`-like object (any other iterable: of dicts, or of strings such as a generator).
@@ -195,9 +198,58 @@ class PackedDataset(torch.utils.data.Dataset):
         return {"input_ids": torch.from_numpy(ids)}
 
 
+class LineDataset(torch.utils.data.Dataset):
+    """One example per document (`<s> document </s>`, no packing across documents) from a tokenized cache.
+
+    A document longer than `block_size - 2` tokens is cut into consecutive pieces of that many tokens (the
+    last piece may be short); examples have different lengths, and the collator pads each batch.
+    Items are `{"input_ids": LongTensor (length,)}`.
+    """
+
+    def __init__(self, cache_folder: str | os.PathLike, block_size: int, bos_token_id: int, eos_token_id: int):
+        if block_size < 3:
+            raise ValueError(f"block_size must be at least 3 (<s>, one token, </s>), got {block_size}")
+        folder = Path(cache_folder)
+        meta = json.loads((folder / "meta.json").read_text())
+        self.folder, self.block_size, self.bos, self.eos = folder, block_size, bos_token_id, eos_token_id
+        num_tokens = int(meta["num_tokens"])
+        self.tokens = np.memmap(folder / "tokens.bin", dtype=meta["dtype"], mode="r", shape=(num_tokens,)) \
+            if num_tokens else np.zeros(0, dtype=meta["dtype"])
+        offsets = np.load(folder / "offsets.npy")
+        starts, ends = offsets[:-1], offsets[1:] - 1  # each document's `</s>` separator is dropped here
+        span = block_size - 2
+        pieces = np.maximum(1, -(-(ends - starts) // span))  # ceil; an empty document still gives <s> </s>
+        doc = np.repeat(np.arange(len(starts)), pieces)
+        first = np.repeat(np.cumsum(pieces) - pieces, pieces)
+        self.starts = starts[doc] + (np.arange(len(doc)) - first) * span  # (N,) piece starts
+        self.ends = np.minimum(self.starts + span, ends[doc])
+        if len(self.starts) == 0:
+            raise ValueError("the corpus has no documents")
+
+    def __len__(self) -> int:
+        return len(self.starts)
+
+    def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
+        if not -len(self) <= index < len(self):
+            raise IndexError(f"example {index} out of range for {len(self)} examples")
+        body = np.asarray(self.tokens[self.starts[index]:self.ends[index]], dtype=np.int64)
+        ids = np.empty(len(body) + 2, dtype=np.int64)
+        ids[0], ids[1:-1], ids[-1] = self.bos, body, self.eos
+        return {"input_ids": torch.from_numpy(ids)}
+
+
+PACKINGS = ("full-sentences", "lines")
+
+
 def build_pretraining_dataset(source, tokenizer, block_size: int = 512, cache_dir=None, text_column: str = "text",
-                              drop_remainder: bool = True, show_progress: bool = True) -> PackedDataset:
-    """Text files or a datasets-like object -> PackedDataset (tokenized once, cached, memory-mapped)."""
+                              drop_remainder: bool = True, show_progress: bool = True,
+                              packing: str = "full-sentences") -> PackedDataset | LineDataset:
+    """Text files or a datasets-like object -> PackedDataset, or LineDataset with `packing="lines"`
+    (tokenized once, cached, memory-mapped)."""
+    if packing not in PACKINGS:
+        raise ValueError(f"packing must be one of {PACKINGS}, got {packing!r}")
     folder = tokenize_corpus(source, tokenizer, cache_dir=cache_dir, text_column=text_column,
                              show_progress=show_progress)
+    if packing == "lines":
+        return LineDataset(folder, block_size, tokenizer.bos_token_id, tokenizer.eos_token_id)
     return PackedDataset(folder, block_size, tokenizer.bos_token_id, tokenizer.eos_token_id, drop_remainder)

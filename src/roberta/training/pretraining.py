@@ -62,14 +62,21 @@ def pretrain(train_files, tokenizer, output_dir, *, config=None, model=None, eva
              epochs: float = 1.0, weight_decay: float = 0.01, max_grad_norm: float | None = 1.0, seed: int = 42,
              bf16: bool = False, fp16: bool = False, compile: bool = False, eval_steps: int | None = None,
              save_steps: int | None = None, save_total_limit: int | None = None, resume=False, log_every: int = 50,
-             num_workers: int = 0, mlm_probability: float = 0.15, cache_dir=None, text_column: str = "text",
-             device: str | None = None, show_progress: bool = True, callbacks=None) -> dict:
+             num_workers: int = 0, mlm_probability: float = 0.15, mask_replace_prob: float = 0.8,
+             random_replace_prob: float = 0.1, packing: str = "full-sentences", probe_steps: int | None = None,
+             cache_dir=None, text_column: str = "text", device: str | None = None, show_progress: bool = True,
+             callbacks=None) -> dict:
     """Pretrain a RobertaForMaskedLM with dynamic masking and save it (HF layout) to `output_dir`.
 
     train_files / eval_files: text file path(s) (one document per non-empty line) or a datasets-like object
     with a "text" column. tokenizer: a tokenizer object or folder. config: RobertaConfig, dict or
     config.json path (default: built from the size flags). model: a folder to continue pretraining from.
-    resume: True (latest checkpoint in output_dir) or a checkpoint folder. Returns the final metrics.
+    resume: True (latest checkpoint in output_dir) or a checkpoint folder. mask_replace_prob /
+    random_replace_prob: of the selected tokens, the share made `<mask>` / a random token (RoBERTa 0.8 / 0.1;
+    1.0 / 0.0 never rewards copying the visible token). packing: "full-sentences" (blocks across documents,
+    RoBERTa) or "lines" (one example per line, for a sentence-per-line corpus). probe_steps: every N steps,
+    log masked accuracy and order gain on the first 256 eval examples (needs eval_files; see mlm_eval).
+    Returns the final metrics.
     """
     from roberta.modeling import RobertaForMaskedLM
     from roberta.training.collator import DataCollatorForLanguageModeling
@@ -91,7 +98,8 @@ def pretrain(train_files, tokenizer, output_dir, *, config=None, model=None, eva
 
     def dataset(source):
         return build_pretraining_dataset(source, tokenizer, block_size=max_seq_len, cache_dir=cache_dir,
-                                         text_column=text_column, show_progress=show_progress and info.is_main)
+                                         text_column=text_column, show_progress=show_progress and info.is_main,
+                                         packing=packing)
 
     # Rank 0 tokenizes (once, cached); the others wait and then memory-map the same cache.
     if info.is_main:
@@ -110,9 +118,20 @@ def pretrain(train_files, tokenizer, output_dir, *, config=None, model=None, eva
         logging_steps=log_every, eval_steps=eval_steps, save_steps=save_steps, save_total_limit=save_total_limit,
         seed=seed, bf16=bf16, fp16=fp16, torch_compile=compile, dataloader_num_workers=num_workers,
         disable_tqdm=not show_progress, device=device,
-        extra={"task": "mlm", "max_seq_len": max_seq_len, "mlm_probability": mlm_probability},
+        extra={"task": "mlm", "max_seq_len": max_seq_len, "mlm_probability": mlm_probability,
+               "mask_replace_prob": mask_replace_prob, "random_replace_prob": random_replace_prob, "packing": packing},
     )
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=mlm_probability, seed=seed)
+    masking = dict(mlm_probability=mlm_probability, mask_replace_prob=mask_replace_prob,
+                   random_replace_prob=random_replace_prob)
+    collator = DataCollatorForLanguageModeling(tokenizer, seed=seed, **masking)
+    callbacks = list(callbacks or [])
+    if probe_steps:
+        if eval_dataset is None:
+            raise ValueError("probe_steps needs eval_files: the order probe runs on held-out text")
+        from roberta.training.mlm_eval import OrderProbe
+
+        callbacks.append(OrderProbe(eval_dataset, DataCollatorForLanguageModeling(tokenizer, seed=0, **masking),
+                                    every=probe_steps))
     trainer = Trainer(model, args, train_dataset=train_dataset, eval_dataset=eval_dataset, data_collator=collator,
                       tokenizer=tokenizer, task="mlm", callbacks=callbacks)
     metrics = trainer.train(resume_from_checkpoint=resume or None)
