@@ -1,5 +1,5 @@
-"""Decoder use: causal masking, key/value cache (legacy tuples and KeyValueCache), cross-attention,
-generate, and masked rows that must not produce NaN."""
+"""Decoder use: causal masking, key/value cache (legacy tuples and KeyValueCache), cross-attention, and
+masked rows that must not produce NaN. generate() is tested in test_generation.py."""
 import pytest
 import torch
 
@@ -123,63 +123,6 @@ def test_cross_attention_configuration_errors():
         ours(input_ids=batch()[0], encoder_hidden_states=torch.randn(3, 4, 32))
 
 
-def _greedy_reference(model, ids, steps):
-    """Greedy decoding by full forward passes of transformers' model (no cache, no generate)."""
-    for _ in range(steps):
-        nxt = model(input_ids=ids).logits[:, -1].argmax(-1)
-        ids = torch.cat([ids, nxt[:, None]], 1)
-    return ids
-
-
-def test_generate_greedy_matches_transformers_forward():
-    """Our generate equals greedy decoding with transformers' forward. (transformers' own generate passes
-    0-based position_ids to RoBERTa, so it disagrees with its own forward; see the README.)"""
-    ours, theirs = twins("RobertaForCausalLM", eos_token_id=None, **DECODER)
-    ids, _ = batch(padding=None)
-    with torch.no_grad():
-        ref = _greedy_reference(theirs, ids, 5)
-        got = ours.generate(ids, max_new_tokens=5)
-        no_cache = ours.generate(ids, max_new_tokens=5, use_cache=False)
-    assert torch.equal(got, ref)
-    assert torch.equal(no_cache, ref)
-    assert ours.can_generate()
-
-
-def test_generate_left_padded_row_equals_row_alone():
-    ours, _ = twins("RobertaForCausalLM", eos_token_id=None, **DECODER)
-    ids, mask = batch(padding="left")
-    with torch.no_grad():
-        both = ours.generate(ids, attention_mask=mask, max_new_tokens=4)
-        alone = ours.generate(ids[1:2, 3:], max_new_tokens=4)
-    assert torch.equal(both[1, 3:], alone[0])
-
-
-def test_generate_stops_at_eos_and_pads():
-    ours, _ = twins("RobertaForCausalLM", eos_token_id=None, **DECODER)
-    ids, _ = batch(padding=None)
-    with torch.no_grad():
-        free = ours.generate(ids, max_new_tokens=4)
-        eos = int(free[0, ids.shape[1] + 1])  # row 0 emits this at its second step
-        out = ours.generate(ids, max_new_tokens=4, eos_token_id=eos, pad_token_id=1)
-    T = ids.shape[1]
-    assert out[0, T + 1] == eos
-    assert (out[0, T + 2:] == 1).all()
-
-
-def test_generate_sampling_is_seeded_and_filters():
-    ours, _ = twins("RobertaForCausalLM", eos_token_id=None, **DECODER)
-    ids, _ = batch(padding=None)
-    with torch.no_grad():
-        s1 = ours.generate(ids, do_sample=True, max_new_tokens=6, temperature=0.7, top_p=0.9,
-                           generator=torch.Generator().manual_seed(0))
-        s2 = ours.generate(ids, do_sample=True, max_new_tokens=6, temperature=0.7, top_p=0.9,
-                           generator=torch.Generator().manual_seed(0))
-        k1 = ours.generate(ids, do_sample=True, max_new_tokens=6, top_k=1, generator=torch.Generator().manual_seed(1))
-        greedy = ours.generate(ids, max_new_tokens=6)
-    assert torch.equal(s1, s2)
-    assert torch.equal(k1, greedy)  # top_k=1 sampling is greedy
-
-
 def test_left_padded_decoder_has_no_nan_rows():
     ours, theirs = twins("RobertaForCausalLM", **DECODER)
     ids, mask = batch(padding="left")
@@ -205,25 +148,6 @@ def test_fully_masked_rows_are_zeroed_not_nan(impl):
         ok = ours(input_ids=ids[:2], attention_mask=mask[:2]).last_hidden_state
     assert torch.isfinite(out).all() and torch.isfinite(out4).all()
     assert_close(out[:2], ok)  # other rows unaffected
-
-
-def test_generate_rejects_unsupported_options():
-    ours, _ = twins("RobertaForCausalLM", **DECODER)
-    with pytest.raises(TypeError, match="num_beams"):
-        ours.generate(batch(padding=None)[0], max_new_tokens=2, num_beams=4)
-
-
-def test_generate_with_cross_attention_matches_full_forward_greedy():
-    ours, _ = twins("RobertaForCausalLM", add_cross_attention=True, eos_token_id=None, **DECODER)
-    ids, _ = batch(padding=None)
-    enc, enc_mask = _cross_inputs()
-    kw = dict(encoder_hidden_states=enc, encoder_attention_mask=enc_mask)
-    with torch.no_grad():
-        got = ours.generate(ids, max_new_tokens=3, **kw)
-        ref = ids
-        for _ in range(3):
-            ref = torch.cat([ref, ours(input_ids=ref, **kw).logits[:, -1].argmax(-1)[:, None]], 1)
-    assert torch.equal(got, ref)
 
 
 def test_relative_positions_incremental_decoding_equals_full():

@@ -33,6 +33,7 @@ _EXPORTS = {
     "AutoModelForQuestionAnswering": "roberta.auto",
     "AutoModelForMultipleChoice": "roberta.auto",
     "pipeline": "roberta.pipelines",
+    "GenerationConfig": "roberta.generation",
     "DataCollatorForLanguageModeling": "roberta.training.collator",
     "DataCollatorWithPadding": "roberta.training.collator",
     "DataCollatorForTokenClassification": "roberta.training.collator",

@@ -431,6 +431,7 @@ def load_model(cls, pretrained_model_name_or_path, *model_args, config=None, dty
     if kwargs.pop("state_dict", None) is not None:
         raise NotImplementedError("from_pretrained(state_dict=...) is not supported; use model.load_state_dict")
     hub = {"cache_dir": cache_dir, "revision": revision, "local_files_only": local_files_only, "token": token}
+    generation_config = kwargs.pop("generation_config", None)
     config, unused = _prepare_config(cls, path, config, attn_implementation, hub, kwargs)
     if model_args or unused:
         raise TypeError(f"{cls.__name__}.from_pretrained got arguments that are neither loading options nor config "
@@ -474,6 +475,8 @@ def load_model(cls, pretrained_model_name_or_path, *model_args, config=None, dty
     config.dtype = target_dtype
     config._name_or_path = os.fspath(path)
     model.eval()
+    if hasattr(model, "_load_generation_config"):  # generation-capable models: generation_config.json, if any
+        model._load_generation_config(path, hub, generation_config)
     _log_summary(model, path, missing, unexpected, mismatched)
     if output_loading_info:
         info = {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": [m[0] for m in mismatched],
@@ -580,6 +583,9 @@ def save_model(model: nn.Module, save_directory, *, safe_serialization: bool = T
             with open(os.path.join(tmp, index_name), "w", encoding="utf-8") as f:
                 f.write(json.dumps(index, indent=2, sort_keys=True) + "\n")
             written.append(index_name)
+        if getattr(model, "can_generate", lambda: False)() and hasattr(model, "generation_config"):
+            model.generation_config.save_pretrained(tmp)  # generation_config.json, as transformers writes it
+            written.append("generation_config.json")
         config.to_json_file(os.path.join(tmp, CONFIG_NAME))
         written.append(CONFIG_NAME)
         for name in written:  # each file lands atomically; config last, once its weights are in place

@@ -1,105 +1,74 @@
-"""A small `generate` for RobertaForCausalLM: greedy or sampling (temperature, top-k, top-p), with a KV cache.
+"""GenerationMixin: what a model class needs for `generate()`; the work is in roberta.generation.
 
-Positions are computed from the running attention mask (padding_idx + 1, +2, ... over real tokens), so
-left-padded prompts get the same positions in every incremental step as in one full forward pass.
-(transformers' generic generate passes 0-based position_ids to RoBERTa, shifting them by padding_idx + 1.)
+The model provides forward + its key/value cache; this mixin adds `generation_config` (made from the model
+config on first use, replaced by generation_config.json when loading), `prepare_inputs_for_generation` (the
+per-step inputs) and `generate`, which imports the generation package only when called.
 """
 from __future__ import annotations
 
-import logging
-from typing import Optional, Union
+from typing import Optional
 
 import torch
-
-logger = logging.getLogger(__name__)
-Tensor = torch.Tensor
-
-
-def _filter_logits(logits: Tensor, temperature: float, top_k: Optional[int], top_p: Optional[float]) -> Tensor:
-    """(B, V) fp32 scores -> scores with filtered-out tokens at -inf (temperature, then top-k, then top-p)."""
-    if temperature is not None and temperature != 1.0:
-        if temperature <= 0:
-            raise ValueError(f"temperature must be > 0 when sampling, got {temperature}")
-        logits = logits / temperature
-    if top_k is not None and top_k > 0:
-        k = min(top_k, logits.shape[-1])
-        kth = torch.topk(logits, k, dim=-1).values[:, -1:]
-        logits = logits.masked_fill(logits < kth, float("-inf"))
-    if top_p is not None and top_p < 1.0:
-        sorted_logits, order = torch.sort(logits, descending=True, dim=-1)
-        cumulative = sorted_logits.softmax(dim=-1).cumsum(dim=-1)
-        drop = cumulative - sorted_logits.softmax(dim=-1) >= top_p  # mass before this token already reaches p
-        drop[:, 0] = False  # always keep the best token
-        logits = logits.masked_fill(drop.scatter(1, order, drop), float("-inf"))
-    return logits
 
 
 class GenerationMixin:
     """Mixed into RobertaForCausalLM; needs `forward(..., past_key_values, use_cache, logits_to_keep)`."""
 
-    @torch.no_grad()
-    def generate(self, input_ids: Tensor, attention_mask: Optional[Tensor] = None,
-                 max_new_tokens: Optional[int] = None, max_length: Optional[int] = None, do_sample: bool = False,
-                 temperature: float = 1.0, top_k: Optional[int] = None, top_p: Optional[float] = None,
-                 eos_token_id: Optional[Union[int, list[int]]] = None, pad_token_id: Optional[int] = None,
-                 generator: Optional[torch.Generator] = None, use_cache: bool = True, **model_kwargs) -> Tensor:
-        """input_ids (B, T) -> (B, T + new) token ids.
+    @property
+    def generation_config(self):
+        """The model's default GenerationConfig (from generation_config.json, else from the model config)."""
+        config = self.__dict__.get("_generation_config")
+        if config is None:
+            from roberta.generation.config import GenerationConfig
+            config = self.__dict__["_generation_config"] = GenerationConfig.from_model_config(self.config)
+        return config
 
-        max_new_tokens (or max_length = T + new; default max_length 20 like transformers). Sampling draws from
-        `generator` (a seeded torch.Generator makes it reproducible). Rows stop at eos_token_id (default
-        config.eos_token_id) and are then filled with pad_token_id (default config.pad_token_id). Extra
-        keyword arguments (encoder_hidden_states, encoder_attention_mask) go to every forward call.
+    @generation_config.setter
+    def generation_config(self, value) -> None:
+        self.__dict__["_generation_config"] = value
+
+    def _load_generation_config(self, path, hub: dict, given=None) -> None:
+        """Called by from_pretrained: a given generation_config, else the folder's generation_config.json if any."""
+        from roberta.generation.config import GenerationConfig
+        if given is not None:
+            self.generation_config = GenerationConfig.from_dict(given.to_dict())
+            return
+        try:
+            self.generation_config = GenerationConfig.from_pretrained(path, **hub)
+        except OSError:  # no generation_config.json: keep the one made from the model config
+            pass
+
+    def prepare_inputs_for_generation(self, input_ids: torch.Tensor, past_key_values=None,
+                                      attention_mask: Optional[torch.Tensor] = None,
+                                      inputs_embeds: Optional[torch.Tensor] = None, **kwargs) -> dict:
+        """Keyword arguments of the next forward during generation: the positions the cache has not seen yet,
+        their position ids, the prompt embeddings on the first step (see roberta.generation.inputs)."""
+        from roberta.generation.inputs import prepare_inputs
+        return prepare_inputs(self, input_ids, past_key_values=past_key_values, attention_mask=attention_mask,
+                              inputs_embeds=inputs_embeds, **kwargs)
+
+    def generate(self, inputs: Optional[torch.Tensor] = None, generation_config=None, logits_processor=None,
+                 stopping_criteria=None, use_model_defaults: Optional[bool] = None,
+                 generator: Optional[torch.Generator] = None, **kwargs):
+        """input_ids (B, T) -> (B * num_return_sequences, T + new) token ids, or a Generate*Output with
+        return_dict_in_generate=True (sequences, scores, logits, sequences_scores and beam_indices for beams).
+
+        Settings come from `generation_config` (default `self.generation_config`) overridden by keyword arguments
+        named like GenerationConfig attributes: max_new_tokens / max_length (default: 20 new tokens),
+        min_new_tokens / min_length, do_sample, temperature, top_k (50 when sampling), top_p, num_beams,
+        num_return_sequences, length_penalty, early_stopping (True, False, "never"), repetition_penalty,
+        no_repeat_ngram_size, bad_words_ids, eos_token_id (int or list), pad_token_id, use_cache,
+        return_dict_in_generate, output_scores, output_logits, output_attentions, output_hidden_states,
+        roberta_positions. Other keyword arguments are model inputs: attention_mask (B, T), inputs_embeds
+        (B, P, C) instead of input_ids, token_type_ids, encoder_hidden_states (B, S, C) and
+        encoder_attention_mask (B, S) for a cross-attention decoder.
+
+        Equal to transformers 4.57's generate token for token, including its 0-based positions (cumsum(mask) - 1);
+        roberta_positions=True feeds the positions the forward pass uses (padding_idx + 1 + i) instead, as
+        transformers' EncoderDecoderModel does for a RoBERTa decoder. Sampling draws from torch's global RNG like
+        transformers (torch.manual_seed makes both draw the same), or from `generator` when given.
         """
-        config = self.config
-        unsupported = set(model_kwargs) - {"encoder_hidden_states", "encoder_attention_mask"}
-        if unsupported:
-            raise TypeError(f"generate() does not support {sorted(unsupported)}; it offers greedy and sampling "
-                            "(do_sample, temperature, top_k, top_p), max_new_tokens/max_length, eos_token_id, "
-                            "pad_token_id, attention_mask, generator, use_cache, and encoder_hidden_states / "
-                            "encoder_attention_mask for cross-attention")
-        if input_ids is None or input_ids.dim() != 2:
-            raise ValueError("generate needs input_ids of shape (batch, tokens)")
-        B, T = input_ids.shape
-        if max_new_tokens is None:
-            max_new_tokens = max((max_length if max_length is not None else 20) - T, 0)
-        if max_new_tokens < 0:
-            raise ValueError(f"max_new_tokens must be >= 0, got {max_new_tokens}")
-        eos = config.eos_token_id if eos_token_id is None else eos_token_id
-        eos_ids = torch.tensor([eos] if isinstance(eos, int) else list(eos or []), device=input_ids.device)
-        pad = config.pad_token_id if pad_token_id is None else pad_token_id
-        if pad is None:
-            pad = int(eos_ids[0]) if eos_ids.numel() else 0
-        if attention_mask is None:
-            # like transformers: infer padding only when the pad id is distinct from eos
-            pad_is_eos = eos_ids.numel() > 0 and bool((eos_ids == pad).any())
-            attention_mask = input_ids.ne(pad).long() if not pad_is_eos else torch.ones_like(input_ids)
-        attention_mask = attention_mask.to(input_ids.device).long()
-        padding_idx = config.pad_token_id if config.pad_token_id is not None else 1
-        cached = use_cache and config.is_decoder  # non-decoders have no cache: recompute every step
-        if not config.is_decoder:
-            logger.warning("generate() on a model with is_decoder=False attends bidirectionally; set "
-                           "config.is_decoder=True for left-to-right generation")
-
-        sequences, past = input_ids, None
-        finished = torch.zeros(B, dtype=torch.bool, device=input_ids.device)
-        for _ in range(max_new_tokens):
-            positions = attention_mask.cumsum(dim=1) * attention_mask + padding_idx  # (B, S)
-            step_ids = sequences if past is None else sequences[:, -1:]
-            out = self(input_ids=step_ids, attention_mask=attention_mask, position_ids=positions[:, -step_ids.shape[1]:],
-                       past_key_values=past, use_cache=cached, logits_to_keep=1, return_dict=True, **model_kwargs)
-            if cached:
-                past = out.past_key_values
-            scores = out.logits[:, -1].float()  # (B, V)
-            if do_sample:
-                scores = _filter_logits(scores, temperature, top_k, top_p)
-                next_ids = torch.multinomial(scores.softmax(dim=-1), 1, generator=generator).squeeze(1)
-            else:
-                next_ids = scores.argmax(dim=-1)
-            next_ids = torch.where(finished, torch.full_like(next_ids, pad), next_ids)
-            sequences = torch.cat([sequences, next_ids[:, None]], dim=1)
-            attention_mask = torch.cat([attention_mask, attention_mask.new_ones(B, 1)], dim=1)
-            if eos_ids.numel():
-                finished |= torch.isin(next_ids, eos_ids)
-                if bool(finished.all()):
-                    break
-        return sequences
+        from roberta.generation.generate import generate
+        return generate(self, inputs, generation_config=generation_config, logits_processor=logits_processor,
+                        stopping_criteria=stopping_criteria, use_model_defaults=use_model_defaults,
+                        generator=generator, **kwargs)
