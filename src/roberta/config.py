@@ -431,3 +431,22 @@ class RobertaConfig(PretrainedConfig):
                 raise ValueError(f"{name} must be in [0, 1], got {value!r}")
         if self.classifier_dropout is not None and not 0.0 <= self.classifier_dropout <= 1.0:
             raise ValueError(f"classifier_dropout must be in [0, 1] or None, got {self.classifier_dropout!r}")
+
+
+def prepare_config(config_class, path_or_id, config, hub: dict, overrides: dict):
+    """The config a model's from_pretrained builds with: read from `path_or_id` (or from `config` when that is a
+    path or hub id), or a copy of a given config object; keyword overrides that name attributes are applied.
+    Returns (config, overrides that are not config attributes)."""
+    if config is None or isinstance(config, (str, os.PathLike)):
+        source = path_or_id if config is None else config
+        return config_class.from_pretrained(source, return_unused_kwargs=True, **hub, **overrides)
+    if not isinstance(config, PretrainedConfig):
+        raise TypeError(f"config must be a PretrainedConfig, a path or a hub id; got {type(config).__name__}")
+    config, unused = copy.deepcopy(config), {}
+    for key, value in overrides.items():
+        if hasattr(config, key):
+            setattr(config, key, value)
+        else:
+            unused[key] = value
+    config.validate()
+    return config, unused

@@ -11,7 +11,6 @@ folder and moves each file into place with os.replace, so a crash mid-save leave
 """
 from __future__ import annotations
 
-import copy
 import json
 import logging
 import os
@@ -26,7 +25,7 @@ from collections import defaultdict
 import torch
 from torch import nn
 
-from roberta.config import CONFIG_NAME, PretrainedConfig, RobertaConfig
+from roberta.config import CONFIG_NAME, RobertaConfig, prepare_config
 from roberta.hub import is_local
 from roberta.weight_files import (  # noqa: F401 (re-exported: the public names lived here first)
     SAFE_INDEX_NAME, SAFE_WEIGHTS_NAME, TORCH_INDEX_NAME, TORCH_WEIGHTS_NAME, WEIGHT_FILES, CheckpointError,
@@ -232,19 +231,7 @@ def _move_inputs_hook(device):
 # ---- loading --------------------------------------------------------------------------------------------
 def _prepare_config(cls, path_or_id, config, attn_implementation, hub, overrides):
     config_class = getattr(cls, "config_class", None) or RobertaConfig
-    if config is None or isinstance(config, (str, os.PathLike)):
-        source = path_or_id if config is None else config
-        config, unused = config_class.from_pretrained(source, return_unused_kwargs=True, **hub, **overrides)
-    elif isinstance(config, PretrainedConfig):
-        config, unused = copy.deepcopy(config), {}
-        for key, value in overrides.items():
-            if hasattr(config, key):
-                setattr(config, key, value)
-            else:
-                unused[key] = value
-        config.validate()
-    else:
-        raise TypeError(f"config must be a PretrainedConfig, a path or a hub id; got {type(config).__name__}")
+    config, unused = prepare_config(config_class, path_or_id, config, hub, overrides)
     if attn_implementation is not None:
         if attn_implementation not in ("eager", "sdpa"):
             raise ValueError(f"attn_implementation={attn_implementation!r} is not supported; use 'sdpa' (default) or 'eager'")
