@@ -1,151 +1,36 @@
-"""Model outputs: ordered, dict-like dataclasses with attribute, key and tuple access.
-
-Same semantics as transformers' `ModelOutput` so code written against it keeps working:
-`out.logits`, `out["logits"]` and `out[0]` all work; fields that are None are absent from `keys()`,
-`to_tuple()` and integer indexing (so `out[0]` is the loss when labels were given, else the logits).
-Each class is registered as a torch pytree node (DDP with static_graph, torch.compile, export).
+"""Model outputs for the PyTorch classes: the framework-neutral classes of roberta.model_output, each
+registered as a torch pytree node (DDP with static_graph, torch.compile, export), including subclasses
+defined later.
 """
 from __future__ import annotations
 
-from collections import OrderedDict
-from dataclasses import dataclass, fields, is_dataclass
-from typing import Any, Optional
-
-import torch
 import torch.utils._pytree as pytree
 
-Tensor = torch.Tensor
+from roberta.model_output import (  # noqa: F401 (re-exported)
+    BaseModelOutputWithPastAndCrossAttentions, BaseModelOutputWithPoolingAndCrossAttentions,
+    CausalLMOutputWithCrossAttentions, MaskedLMOutput, ModelOutput, MultipleChoiceModelOutput,
+    QuestionAnsweringModelOutput, SequenceClassifierOutput, TokenClassifierOutput)
 
 
 def _flatten(output):
     return list(output.values()), list(output.keys())
 
 
-def _unflatten(values, context, output_type=None):
-    return output_type(**dict(zip(context, values)))
+def _register(cls) -> None:
+    def unflatten(values, context, _cls=cls):
+        return _cls(**dict(zip(context, values)))
+
+    pytree.register_pytree_node(cls, _flatten, unflatten, serialized_type_name=f"{cls.__module__}.{cls.__name__}")
 
 
-class ModelOutput(OrderedDict):
-    """Base class; subclasses are @dataclass with every field defaulting to None."""
-
-    def __init_subclass__(cls) -> None:
-        def unflatten(values, context, _cls=cls):
-            return _unflatten(values, context, _cls)
-
-        pytree.register_pytree_node(cls, _flatten, unflatten,
-                                    serialized_type_name=f"{cls.__module__}.{cls.__name__}")
-
-    def __post_init__(self):
-        if not is_dataclass(self):
-            raise TypeError(f"{type(self).__name__} must be a dataclass")
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if value is not None:
-                OrderedDict.__setitem__(self, f.name, value)
-
-    # A ModelOutput's keys mirror its fields, so the dict-mutating methods that would desync them raise.
-    def __delitem__(self, *args, **kwargs):
-        raise Exception(f"You cannot use ``__delitem__`` on a {type(self).__name__} instance.")
-
-    def setdefault(self, *args, **kwargs):
-        raise Exception(f"You cannot use ``setdefault`` on a {type(self).__name__} instance.")
-
-    def pop(self, *args, **kwargs):
-        raise Exception(f"You cannot use ``pop`` on a {type(self).__name__} instance.")
-
-    def update(self, *args, **kwargs):
-        raise Exception(f"You cannot use ``update`` on a {type(self).__name__} instance.")
-
-    def __getitem__(self, k):
-        if isinstance(k, str):
-            return OrderedDict.__getitem__(self, k)
-        return self.to_tuple()[k]
-
-    def __setattr__(self, name, value):
-        # like transformers: only fields that are already keys (non-None at construction) track assignment
-        if value is not None and name in self.keys():
-            OrderedDict.__setitem__(self, name, value)
-        super().__setattr__(name, value)
-
-    def __setitem__(self, key, value):
-        OrderedDict.__setitem__(self, key, value)
-        super().__setattr__(key, value)
-
-    def __reduce__(self):
-        if not is_dataclass(self):
-            return super().__reduce__()
-        callable_, _args, *rest = super().__reduce__()
-        return (callable_, tuple(getattr(self, f.name) for f in fields(self)), *rest)
-
-    def to_tuple(self) -> tuple[Any, ...]:
-        return tuple(OrderedDict.__getitem__(self, k) for k in self.keys())
+def _all_subclasses(cls):
+    for sub in cls.__subclasses__():
+        yield sub
+        yield from _all_subclasses(sub)
 
 
-@dataclass
-class BaseModelOutputWithPastAndCrossAttentions(ModelOutput):
-    last_hidden_state: Optional[Tensor] = None
-    past_key_values: Optional[Any] = None
-    hidden_states: Optional[tuple[Tensor, ...]] = None
-    attentions: Optional[tuple[Tensor, ...]] = None
-    cross_attentions: Optional[tuple[Tensor, ...]] = None
-
-
-@dataclass
-class BaseModelOutputWithPoolingAndCrossAttentions(ModelOutput):
-    last_hidden_state: Optional[Tensor] = None
-    pooler_output: Optional[Tensor] = None
-    past_key_values: Optional[Any] = None
-    hidden_states: Optional[tuple[Tensor, ...]] = None
-    attentions: Optional[tuple[Tensor, ...]] = None
-    cross_attentions: Optional[tuple[Tensor, ...]] = None
-
-
-@dataclass
-class MaskedLMOutput(ModelOutput):
-    loss: Optional[Tensor] = None
-    logits: Optional[Tensor] = None
-    hidden_states: Optional[tuple[Tensor, ...]] = None
-    attentions: Optional[tuple[Tensor, ...]] = None
-
-
-@dataclass
-class CausalLMOutputWithCrossAttentions(ModelOutput):
-    loss: Optional[Tensor] = None
-    logits: Optional[Tensor] = None
-    past_key_values: Optional[Any] = None
-    hidden_states: Optional[tuple[Tensor, ...]] = None
-    attentions: Optional[tuple[Tensor, ...]] = None
-    cross_attentions: Optional[tuple[Tensor, ...]] = None
-
-
-@dataclass
-class SequenceClassifierOutput(ModelOutput):
-    loss: Optional[Tensor] = None
-    logits: Optional[Tensor] = None
-    hidden_states: Optional[tuple[Tensor, ...]] = None
-    attentions: Optional[tuple[Tensor, ...]] = None
-
-
-@dataclass
-class MultipleChoiceModelOutput(ModelOutput):
-    loss: Optional[Tensor] = None
-    logits: Optional[Tensor] = None
-    hidden_states: Optional[tuple[Tensor, ...]] = None
-    attentions: Optional[tuple[Tensor, ...]] = None
-
-
-@dataclass
-class TokenClassifierOutput(ModelOutput):
-    loss: Optional[Tensor] = None
-    logits: Optional[Tensor] = None
-    hidden_states: Optional[tuple[Tensor, ...]] = None
-    attentions: Optional[tuple[Tensor, ...]] = None
-
-
-@dataclass
-class QuestionAnsweringModelOutput(ModelOutput):
-    loss: Optional[Tensor] = None
-    start_logits: Optional[Tensor] = None
-    end_logits: Optional[Tensor] = None
-    hidden_states: Optional[tuple[Tensor, ...]] = None
-    attentions: Optional[tuple[Tensor, ...]] = None
+for _cls in _all_subclasses(ModelOutput):
+    if _cls not in pytree.SUPPORTED_NODES:
+        _register(_cls)
+if _register not in ModelOutput._subclass_hooks:
+    ModelOutput._subclass_hooks.append(_register)
