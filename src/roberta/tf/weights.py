@@ -21,7 +21,7 @@ import tempfile
 
 import numpy as np
 
-from roberta.config import CONFIG_NAME, RobertaConfig
+from roberta.config import CONFIG_NAME, RobertaConfig, prepare_config
 from roberta.hub import resolve_file
 from roberta.weight_files import CheckpointError, find_weight_files, read_numpy_weights
 
@@ -142,17 +142,10 @@ def load_pretrained(cls, path_or_id, *model_args, config=None, from_pt: bool = F
     hub["local_files_only"] = bool(hub["local_files_only"])
     for name in _IGNORED_KWARGS:
         kwargs.pop(name, None)
-    if config is None or isinstance(config, (str, os.PathLike)):
-        config, unused = RobertaConfig.from_pretrained(path_or_id if config is None else config,
-                                                       return_unused_kwargs=True, **hub, **kwargs)
-        if unused:
-            raise TypeError(f"{cls.__name__}.from_pretrained got arguments that are neither loading options nor "
-                            f"config attributes: {sorted(unused)}")
-    else:
-        for key, value in kwargs.items():
-            if not hasattr(config, key):
-                raise TypeError(f"{cls.__name__}.from_pretrained got unknown argument {key!r}")
-            setattr(config, key, value)
+    config, unused = prepare_config(RobertaConfig, path_or_id, config, hub, kwargs)
+    if unused:
+        raise TypeError(f"{cls.__name__}.from_pretrained got arguments that are neither loading options nor config "
+                        f"attributes: {sorted(unused)}")
     model = cls(config)
     names = list(named_weights(model))
     h5 = None if from_pt else resolve_file(path_or_id, TF_WEIGHTS_NAME, required=False, **hub)
