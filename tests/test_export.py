@@ -45,3 +45,86 @@ def test_torch_export_dynamic_batch_and_sequence(packed):
             want = model(input_ids=ids, attention_mask=mask).last_hidden_state
         assert got.shape == (*size, 32)
         torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+
+
+# ---- ONNX: roberta.export / `roberta export` ----------------------------------------------------------------
+def _needs_onnx():
+    pytest.importorskip("onnxruntime", reason="ONNX export needs the onnx extra: pip install 'roberta[onnx]'")
+    pytest.importorskip("onnxscript", reason="ONNX export needs the onnx extra: pip install 'roberta[onnx]'")
+
+
+def _ort_run(path, ids, mask, names):
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    assert [i.name for i in session.get_inputs()] == ["input_ids", "attention_mask"]
+    assert all(isinstance(d, str) for i in session.get_inputs() for d in i.shape)  # dynamic batch and sequence
+    return session.run(list(names), {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})
+
+
+def test_roberta_export_cli_writes_a_verified_onnx_model_and_the_tokenizer(tmp_path, capsys):
+    """`roberta export` on the embedded fill-mask model: model.onnx + config + tokenizer files; onnxruntime on a
+    padded batch of a new shape equals eager within 1e-4 (checked here again, independently of the export's check)."""
+    _needs_onnx()
+    from roberta.cli import main
+    from roberta.embedded import default_model_path
+    from roberta.modeling import RobertaForMaskedLM
+    from roberta.tokenization import RobertaTokenizerFast
+
+    out = tmp_path / "onnx"
+    assert main(["export", "--model", default_model_path(), "--task", "fill-mask", "--format", "onnx",
+                 "--output", str(out)]) == 0
+    assert "max abs diff" in capsys.readouterr().out
+    assert {"model.onnx", "config.json", "tokenizer.json", "vocab.json", "merges.txt"} <= {p.name for p in out.iterdir()}
+    assert not [p for p in out.iterdir() if p.name.startswith(".tmp")]
+    tokenizer = RobertaTokenizerFast.from_pretrained(out)
+    batch = tokenizer(["Hello <mask>!", "A much longer sentence, with a <mask> in its middle, padded less."],
+                      padding=True, return_tensors="pt")
+    model = RobertaForMaskedLM.from_pretrained(default_model_path())
+    (logits,) = _ort_run(out / "model.onnx", batch["input_ids"], batch["attention_mask"], ["logits"])
+    with torch.no_grad():
+        want = model(**batch).logits
+    keep = batch["attention_mask"].bool()
+    torch.testing.assert_close(torch.from_numpy(logits)[keep], want[keep], rtol=0, atol=1e-4)
+
+
+@pytest.mark.parametrize("quantize", [None, "int8"])
+def test_export_api_question_answering_two_outputs(tmp_path, quantize):
+    _needs_onnx()
+    from roberta.export import export_onnx
+    from roberta.modeling import RobertaForQuestionAnswering
+
+    model = _tiny(RobertaForQuestionAnswering)
+    result = export_onnx(model, tmp_path, task="question-answering", quantize=quantize)
+    assert result.output_names == ("start_logits", "end_logits") and result.quantize == quantize
+    ids, mask = _batch(4, 21, seed=5)
+    got = _ort_run(result.path, ids, mask, result.output_names)
+    with torch.no_grad():
+        out = model(input_ids=ids, attention_mask=mask)
+    for g, w in zip(got, (out.start_logits, out.end_logits)):
+        g = torch.from_numpy(g)
+        if quantize is None:
+            assert result.max_abs_diff <= 1e-4
+            torch.testing.assert_close(g[mask.bool()], w[mask.bool()], rtol=0, atol=1e-4)
+        else:  # onnxruntime's int8: close, not equal
+            assert torch.nn.functional.cosine_similarity(g, w, dim=-1).min() > 0.99
+    if quantize == "int8":  # int8 weights: a smaller file
+        import onnx
+
+        graph = onnx.load(result.path).graph
+        assert any(node.op_type in ("DynamicQuantizeLinear", "MatMulInteger") for node in graph.node)
+
+
+def test_export_refuses_bad_requests(tmp_path):
+    _needs_onnx()
+    from roberta.export import export_onnx
+    from roberta.quantization import quantize
+    from roberta.modeling import RobertaForMaskedLM
+
+    with pytest.raises(KeyError, match="Unknown task 'summarization'"):
+        export_onnx(_tiny(RobertaForMaskedLM), tmp_path, task="summarization")
+    with pytest.raises(ValueError, match="quantize='int4'"):
+        export_onnx(_tiny(RobertaForMaskedLM), tmp_path, quantize="int4")
+    with pytest.raises(ValueError, match="ONNX cannot express"):
+        export_onnx(quantize(_tiny(RobertaForMaskedLM), "int8"), tmp_path)
+    assert not list(tmp_path.iterdir())

@@ -38,3 +38,193 @@ def test_torch_quantize_dynamic_quantizes_every_encoder_linear(packed):
         with torch.set_grad_enabled(grad):
             want, got = model(input_ids=ids).logits, quantized(input_ids=ids).logits
         assert F.cosine_similarity(got.flatten(1), want.flatten(1), dim=-1).min() >= 0.99
+
+
+# ---- roberta.quantization --------------------------------------------------------------------------------------
+from roberta.quantization import Int8Config, Int8Linear, is_quantized, quantize  # noqa: E402
+
+
+def test_config_accepts_names_and_dicts_and_refuses_the_rest():
+    assert Int8Config.from_any("int8") == Int8Config("dynamic")
+    assert Int8Config.from_any("int8_weight_only") == Int8Config("none")
+    assert Int8Config.from_any("int8_dynamic_activation_int8_weight").activations == "dynamic"
+    assert Int8Config.from_any({"quant_method": "roberta_int8", "activations": "none"}).activations == "none"
+    with pytest.raises(ValueError, match="int4.*not supported"):
+        Int8Config.from_any("int4")
+    with pytest.raises(ValueError, match="activations='static'"):
+        Int8Config("static")
+    with pytest.raises(ValueError, match="quant_method 'bitsandbytes'"):
+        Int8Config.from_any({"quant_method": "bitsandbytes"})
+    with pytest.raises(ValueError, match="unknown keys \\['bits'\\]"):
+        Int8Config.from_any({"quant_method": "roberta_int8", "bits": 4})
+    with pytest.raises(TypeError, match="got int"):
+        Int8Config.from_any(8)
+
+
+@pytest.mark.parametrize("activations", ["dynamic", "none"])
+def test_int8_linear_is_the_dequantized_matmul(activations):
+    """Weights round to int8 per output channel (max |w| -> 127); the layer multiplies by exactly those."""
+    torch.manual_seed(0)
+    linear = nn.Linear(64, 48)
+    layer = Int8Linear.from_linear(linear, activations)
+    assert layer.weight.dtype == torch.int8 and layer.weight.abs().amax(dim=1).eq(127).all()
+    dequant = layer.dequantized_weight()
+    assert (dequant - linear.weight).abs().max() <= layer.weight_scale.max() / 2 + 1e-7  # round to nearest
+    x = torch.randn(3, 7, 64)
+    want = F.linear(x, dequant, linear.bias)
+    got = layer(x)
+    # weight-only: the same matmul; dynamic: activations rounded to 8 bits too (one scale for all of x)
+    tol = 1e-5 if activations == "none" else 0.05 * want.abs().max().item()
+    torch.testing.assert_close(got, want, rtol=0, atol=tol)
+    assert F.cosine_similarity(got.flatten(), want.flatten(), dim=0) > 0.999
+
+
+def test_quantize_swaps_encoder_linears_only_and_refuses_twice():
+    model = _tiny_mlm()
+    quantize(model, "int8")
+    swapped = [n for n, m in model.named_modules() if isinstance(m, Int8Linear)]
+    assert len(swapped) == 2 * 6 and all(".encoder.layer." in n for n in swapped)
+    assert type(model.lm_head.decoder) is nn.Linear and model.lm_head.decoder.weight is \
+        model.roberta.embeddings.word_embeddings.weight  # the tied vocabulary projection stays float
+    assert model.config.quantization_config == {"quant_method": "roberta_int8", "activations": "dynamic"}
+    with pytest.raises(ValueError, match="already quantized"):
+        quantize(model, "int8")
+
+
+def test_saved_int8_model_loads_without_requantizing(tmp_path, monkeypatch):
+    """model.safetensors holds int8 weights + float32 scales; config.json the scheme; the load gives the saved
+    numbers exactly and never quantizes again."""
+    from safetensors import safe_open
+
+    model = quantize(_tiny_mlm(), "int8_weight_only")
+    ids = torch.randint(3, 90, (2, 9), generator=torch.Generator().manual_seed(2))
+    with torch.no_grad():
+        want = model(input_ids=ids).logits
+    model.save_pretrained(tmp_path)
+    with safe_open(str(tmp_path / "model.safetensors"), "pt") as f:
+        key = "roberta.encoder.layer.1.intermediate.dense"
+        assert f.get_tensor(f"{key}.weight").dtype == torch.int8
+        assert f.get_tensor(f"{key}.weight_scale").shape == (64,)
+    monkeypatch.setattr(Int8Linear, "from_linear", lambda *a, **k: pytest.fail("re-quantized at load"))
+    loaded = RobertaForMaskedLM.from_pretrained(tmp_path)
+    assert is_quantized(loaded) and loaded.config.quantization_config["activations"] == "none"
+    assert torch.equal(loaded.roberta.encoder.layer[1].intermediate.dense.weight,
+                       model.roberta.encoder.layer[1].intermediate.dense.weight)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(input_ids=ids).logits, want, rtol=0, atol=0)
+
+
+# ---- accuracy gates on the embedded model and held-out text (issue 15) -----------------------------------
+def _heldout_batches(tokenizer):
+    """Masked blocks of the held-out sample, exactly as scripts/embedded_eval.py builds them (15%, seed 0)."""
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "embedded_eval.py"
+    spec = importlib.util.spec_from_file_location("embedded_eval", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    sample = Path(__file__).resolve().parent / "data" / "embedded_heldout_sample.txt"
+    return list(module.masked_batches([sample], tokenizer, 128, 0.15, 0, 32))
+
+
+def masked_agreement(reference, candidate, batches) -> tuple[int, float, float]:
+    """(masked positions, top-1 agreement, mean KL(reference || candidate) in nats) over the held-out batches."""
+    n = agree = 0
+    kl = 0.0
+    with torch.inference_mode():
+        for batch in batches:
+            where = batch["labels"] != -100
+            inputs = {"input_ids": batch["input_ids"], "attention_mask": batch["attention_mask"]}
+            ref = reference(**inputs).logits[where].float().log_softmax(-1)
+            got = candidate(**inputs).logits[where].float().log_softmax(-1)
+            n += ref.shape[0]
+            agree += (ref.argmax(-1) == got.argmax(-1)).sum().item()
+            kl += (ref.exp() * (ref - got)).sum().item()
+    return n, agree / n, kl / n
+
+
+@pytest.fixture(scope="module")
+def embedded():
+    from roberta.embedded import default_model_path
+    from roberta.tokenization import RobertaTokenizerFast
+
+    path = default_model_path()
+    tokenizer = RobertaTokenizerFast.from_pretrained(path)
+    return path, RobertaForMaskedLM.from_pretrained(path).eval(), _heldout_batches(tokenizer)
+
+
+@pytest.mark.parametrize("scheme", ["int8", "int8_weight_only"])
+def test_int8_fill_mask_accuracy_gate(embedded, scheme):
+    """Top-1 agreement >= 95% and mean KL <= 0.05 nats vs float32 on the held-out masked positions (measured:
+    dynamic 100% / 1.6e-5 nats, weight-only 100% / 1.3e-6 nats over 1,070 positions)."""
+    path, reference, batches = embedded
+    quantized = RobertaForMaskedLM.from_pretrained(path, quantization_config=scheme)
+    assert is_quantized(quantized)
+    n, agreement, kl = masked_agreement(reference, quantized, batches)
+    assert n > 1000
+    assert agreement >= 0.95 and kl <= 0.05, (agreement, kl)
+
+
+def _counting_task(n, seed, tokens=16):
+    """Synthetic sequence classification: label 1 where token 5 occurs more often than token 6."""
+    gen = torch.Generator().manual_seed(seed)
+    ids = torch.randint(3, 12, (n, tokens), generator=gen)
+    ids[:, 0], ids[:, -1] = 0, 2
+    labels = ((ids == 5).sum(1) > (ids == 6).sum(1)).long()
+    return ids, labels
+
+
+def test_int8_fine_tuned_classifier_loses_at_most_half_a_point():
+    """A classifier fine-tuned here (a tiny model trained on a counting task) keeps its held-out accuracy under
+    int8: the loss is at most 0.5 points (2 of 400 examples)."""
+    from roberta.modeling import RobertaForSequenceClassification
+
+    torch.manual_seed(0)
+    config = RobertaConfig(vocab_size=16, hidden_size=64, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=128, max_position_embeddings=24, type_vocab_size=1, num_labels=2,
+                           hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    model = RobertaForSequenceClassification(config).train()
+    optimizer = torch.optim.AdamW(model.parameters(), lr=2e-3)
+    for step in range(300):
+        ids, labels = _counting_task(64, seed=step)
+        loss = model(input_ids=ids, labels=labels).loss
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+    model.eval()
+    ids, labels = _counting_task(400, seed=10_000)
+    with torch.no_grad():
+        fp32 = (model(input_ids=ids).logits.argmax(-1) == labels).float().mean().item()
+        for scheme in ("int8", "int8_weight_only"):
+            int8_model = quantize(__import__("copy").deepcopy(model), scheme)
+            int8 = (int8_model(input_ids=ids).logits.argmax(-1) == labels).float().mean().item()
+            assert fp32 >= 0.85, fp32  # the fine-tuning worked
+            assert fp32 - int8 <= 0.005, (scheme, fp32, int8)
+
+
+def test_pipeline_and_run_take_a_quantization_config(embedded, tmp_path):
+    """pipeline(..., quantization_config=...) quantizes a model it loads or is given; its fill-mask answers equal
+    the float pipeline's top token on the README sentence."""
+    from roberta.pipelines import pipeline
+
+    path, reference, _ = embedded
+    text = "I love using <mask> for NLP tasks!"
+    plain = pipeline("fill-mask", model=path)
+    quantized = pipeline("fill-mask", model=path, quantization_config="int8")
+    assert is_quantized(quantized.model) and not is_quantized(plain.model)
+    assert quantized(text)[0]["token_str"] == plain(text)[0]["token_str"]
+    given = pipeline("fill-mask", model=RobertaForMaskedLM.from_pretrained(path), tokenizer=path,
+                     quantization_config=Int8Config("none"))
+    assert given.model.config.quantization_config["activations"] == "none"
+    assert given(text)[0]["token_str"] == plain(text)[0]["token_str"]
+    # `roberta run --quantize int8` (in process: the CLI is a dispatcher onto the same pipeline)
+    import json
+
+    from roberta.cli import main
+
+    (tmp_path / "in.txt").write_text(text + "\n")
+    assert main(["run", "--task", "fill-mask", "--quantize", "int8", "--top-k", "1", "--input",
+                 str(tmp_path / "in.txt"), "--output", str(tmp_path / "out.jsonl")]) == 0
+    answer = json.loads((tmp_path / "out.jsonl").read_text())
+    assert answer[0]["token_str"] == plain(text)[0]["token_str"]

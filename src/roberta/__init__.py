@@ -60,6 +60,8 @@ _EXPORTS = {
     "pretrain": "roberta.training.pretraining",
     "finetune": "roberta.training.finetuning",
     "train_bpe_tokenizer": "roberta.training.tokenizer_training",
+    "Int8Config": "roberta.quantization",
+    "export_onnx": "roberta.export",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -3,6 +3,7 @@
 Each subcommand's flags are declared next to the library code it calls:
   run                                  -> roberta.pipelines.cli_run
   train-tokenizer, pretrain, finetune  -> roberta.training.commands
+  export                               -> roberta.export
 """
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import sys
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from roberta import export
     from roberta.pipelines import cli_run
     from roberta.training import commands
 
@@ -18,6 +20,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     cli_run.add_parser(sub)
     commands.add_parsers(sub)
+    export.add_parser(sub)
     return parser
 
 

@@ -419,6 +419,7 @@ def load_model(cls, pretrained_model_name_or_path, *model_args, config=None, dty
         raise NotImplementedError("from_pretrained(state_dict=...) is not supported; use model.load_state_dict")
     hub = {"cache_dir": cache_dir, "revision": revision, "local_files_only": local_files_only, "token": token}
     generation_config = kwargs.pop("generation_config", None)
+    quantization_config = kwargs.pop("quantization_config", None)  # roberta.quantization, applied after the load
     config, unused = _prepare_config(cls, path, config, attn_implementation, hub, kwargs)
     if model_args or unused:
         raise TypeError(f"{cls.__name__}.from_pretrained got arguments that are neither loading options nor config "
@@ -432,6 +433,11 @@ def load_model(cls, pretrained_model_name_or_path, *model_args, config=None, dty
     with torch.device("meta"), _SkipInitOnMeta():
         model = cls(config)
     model.to(dtype=target_dtype)  # free on meta; sets the dtype of the params we will materialise
+    saved_quantization = getattr(config, "quantization_config", None)
+    if saved_quantization:  # an int8 checkpoint: int8 layers first, so its weights load as saved
+        from roberta.quantization import prepare_quantized_load
+
+        prepare_quantized_load(model, saved_quantization)
     expected = model.state_dict(keep_vars=True)
     groups = _tied_groups(model)
     state, unexpected = _align_keys(model, state, expected, groups)
@@ -465,6 +471,10 @@ def load_model(cls, pretrained_model_name_or_path, *model_args, config=None, dty
     if hasattr(model, "_load_generation_config"):  # generation-capable models: generation_config.json, if any
         model._load_generation_config(path, hub, generation_config)
     _log_summary(model, path, missing, unexpected, mismatched)
+    if quantization_config is not None and not saved_quantization:
+        from roberta.quantization import quantize
+
+        quantize(model, quantization_config)
     if output_loading_info:
         info = {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": [m[0] for m in mismatched],
                 "error_msgs": []}

@@ -60,6 +60,7 @@ def pipeline(
     model_kwargs: dict | None = None,
     device_map=None,
     pack_weights: bool = True,
+    quantization_config=None,
     **kwargs,
 ) -> "Pipeline":
     """Build a task pipeline. The model is loaded once (roberta.auto) and runs under torch.inference_mode.
@@ -69,6 +70,7 @@ def pipeline(
     (None: the first GPU if there is one, else CPU). dtype: a torch dtype or "float16" / "bfloat16" / "auto"
     (`torch_dtype=` is accepted too). pack_weights: on CPU in float32, keep oneDNN-packed copies of the encoder's
     matmul weights (faster at small batches, the weights' memory again; see RobertaPreTrainedModel.pack_weights).
+    quantization_config: int8 for the encoder (e.g. "int8" or roberta.Int8Config(); see roberta.quantization).
     Other kwargs (top_k, targets, aggregation_strategy, ...) become call defaults.
     """
     from .base import resolve_device, resolve_dtype
@@ -118,9 +120,16 @@ def pipeline(
             load_kwargs["device_map"] = device_map
         if config is not None:
             load_kwargs["config"] = config
+        if quantization_config is not None:
+            load_kwargs["quantization_config"] = quantization_config
         model = auto_class.from_pretrained(os.fspath(model), **hub, **load_kwargs)
-    elif dtype is not None and dtype != "auto":
-        model = model.to(dtype)
+    else:
+        if dtype is not None and dtype != "auto":
+            model = model.to(dtype)
+        if quantization_config is not None:
+            from roberta.quantization import quantize
+
+            model = quantize(model, quantization_config)
     return pipeline_class(task)(model, tokenizer, device=torch_device, batch_size=batch_size,
                                 pack_weights=pack_weights, **kwargs)
 

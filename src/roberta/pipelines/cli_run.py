@@ -58,6 +58,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--no-pack-weights", dest="pack_weights", action="store_false",
                         help="on CPU in float32, do not keep oneDNN-packed weight copies (saves the encoder weights' "
                              "memory, slower at small batches)")
+    parser.add_argument("--quantize", default=None, choices=["int8", "int8_weight_only"],
+                        help="int8 encoder matmuls (dynamic activations), or int8 weights only (see roberta.quantization)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar on stderr (default: when stderr is a terminal)")
     parser.set_defaults(func=run_command)
     return parser
@@ -110,7 +112,8 @@ def _build(args, task):
     from . import pipeline
 
     return pipeline(task, model=args.model, tokenizer=args.tokenizer, device=args.device, dtype=args.dtype,
-                    batch_size=args.batch_size, pack_weights=args.pack_weights)
+                    batch_size=args.batch_size, pack_weights=args.pack_weights,
+                    quantization_config=getattr(args, "quantize", None))
 
 
 def _stream(pipe, task, call_kwargs, source, args) -> int:

@@ -1,0 +1,189 @@
+"""int8 quantization of a loaded model, applied from outside the model (like the oneDNN packing in
+modeling/fused.py): every nn.Linear of the encoder layers becomes an `Int8Linear`.
+
+Two kinds, chosen by `Int8Config(activations=...)`:
+- "dynamic" (default): int8 weights (symmetric, one scale per output channel) and activations quantized per call
+  (one scale for the whole input), multiplied in int8 by fbgemm (torch's own quantized CPU kernels, which use
+  AVX-512 VNNI or AVX2), output in float32. ~3-4x a float32 matmul of roberta-base shapes on one core.
+- "none" (weight-only): int8 storage (a quarter of float32's memory), weights dequantized per call and multiplied
+  in the input's float dtype: float32's speed, float32's activations.
+Heads (LM head, classifier, pooler) stay in float: they are small or, like the vocabulary projection of
+fill-mask, run on a few rows only, and the LM decoder is tied to the word embeddings.
+
+Saved format (model.safetensors + config.json, read back without re-quantizing): for each quantized layer
+`<name>.weight` int8 (out, in), `<name>.weight_scale` float32 (out,) and `<name>.bias` float32 (out,), with
+weight ~= weight_int8 * weight_scale[:, None]; config.json gets `"quantization_config": {"quant_method":
+"roberta_int8", "activations": "dynamic"|"none"}`, and from_pretrained rebuilds the same layers from it.
+
+Inference only: Int8Linear has no gradient.
+"""
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+Tensor = torch.Tensor
+QUANT_METHOD = "roberta_int8"
+ACTIVATIONS = ("dynamic", "none")
+# accepted shorthands: ours, and transformers' TorchAoConfig quant_type names for the same two schemes
+_ALIASES = {"int8": "dynamic", "int8_dynamic": "dynamic", "int8_dynamic_activation_int8_weight": "dynamic",
+            "int8_weight_only": "none"}
+
+
+@dataclass
+class Int8Config:
+    """`quantization_config=` for from_pretrained / pipeline: int8 weights for every encoder Linear;
+    activations "dynamic" (int8 matmuls) or "none" (weight-only int8, float matmuls)."""
+
+    activations: str = "dynamic"
+    quant_method: str = QUANT_METHOD
+
+    def __post_init__(self):
+        if self.activations not in ACTIVATIONS:
+            raise ValueError(f"Int8Config(activations={self.activations!r}): expected one of {ACTIVATIONS}")
+        if self.quant_method != QUANT_METHOD:
+            raise ValueError(f"quant_method {self.quant_method!r} is not supported; roberta quantizes with "
+                             f"{QUANT_METHOD!r} (Int8Config)")
+
+    def to_dict(self) -> dict:
+        return {"quant_method": self.quant_method, "activations": self.activations}
+
+    @classmethod
+    def from_any(cls, value) -> "Int8Config":
+        """An Int8Config from itself, its dict (config.json), or a name: "int8" / "int8_dynamic" /
+        "int8_weight_only" (and TorchAoConfig's "int8_dynamic_activation_int8_weight")."""
+        if isinstance(value, cls):
+            return value
+        if isinstance(value, str):
+            if value not in _ALIASES:
+                raise ValueError(f"quantization_config={value!r} is not supported; use one of {sorted(_ALIASES)} "
+                                 "or roberta.Int8Config(...)")
+            return cls(activations=_ALIASES[value])
+        if isinstance(value, dict):
+            extra = set(value) - {"quant_method", "activations"}
+            if extra:
+                raise ValueError(f"quantization_config has unknown keys {sorted(extra)}; expected quant_method and "
+                                 "activations")
+            return cls(**value)
+        quant_type = getattr(value, "quant_type", None)  # a transformers TorchAoConfig naming an int8 scheme
+        if isinstance(quant_type, str) and quant_type in _ALIASES:
+            return cls(activations=_ALIASES[quant_type])
+        raise TypeError(f"quantization_config must be an Int8Config, a dict or a name like 'int8'; got "
+                        f"{type(value).__name__}")
+
+
+def _has_vnni() -> bool:
+    probe = getattr(torch.cpu, "_is_vnni_supported", None) or getattr(torch.cpu, "_is_avx512_vnni_supported", None)
+    return bool(probe and probe())
+
+
+# fbgemm's AVX2 kernel sums pairs of u8*s8 products in int16, which can saturate; 7-bit activations keep the sums
+# in range (torch's default dynamic qconfig does the same). VNNI accumulates in int32: all 8 bits are safe.
+REDUCE_RANGE = not _has_vnni()
+
+
+class Int8Linear(nn.Module):
+    """y = x @ (weight_int8 * weight_scale[:, None]).T + bias; int8 x int8 matmuls where activations="dynamic"
+    and the input is float32 on CPU, else the dequantized weight in the input's dtype. (..., in) -> (..., out)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True, activations: str = "dynamic",
+                 device=None):
+        super().__init__()
+        self.in_features, self.out_features, self.activations = in_features, out_features, activations
+        self.register_buffer("weight", torch.zeros(out_features, in_features, dtype=torch.int8, device=device))
+        self.register_buffer("weight_scale", torch.ones(out_features, dtype=torch.float32, device=device))
+        self.register_buffer("bias", torch.zeros(out_features, device=device) if bias else None)
+        self._fbgemm = None  # (packed params, versions and storages they were packed from)
+
+    @classmethod
+    def from_linear(cls, linear: nn.Linear, activations: str = "dynamic") -> "Int8Linear":
+        """Quantize a float nn.Linear: symmetric int8, one scale per output channel (max |w| -> 127)."""
+        weight = linear.weight.detach().float()
+        scale = (weight.abs().amax(dim=1) / 127.0).clamp(min=1e-12)
+        layer = cls(linear.in_features, linear.out_features, linear.bias is not None, activations,
+                    device=weight.device)
+        layer.weight = torch.round(weight / scale[:, None]).clamp_(-127, 127).to(torch.int8)
+        layer.weight_scale = scale
+        if linear.bias is not None:
+            layer.bias = linear.bias.detach().float().clone()
+        return layer
+
+    def extra_repr(self) -> str:
+        return (f"in_features={self.in_features}, out_features={self.out_features}, bias={self.bias is not None}, "
+                f"activations={self.activations!r}")
+
+    def dequantized_weight(self, dtype=torch.float32) -> Tensor:
+        return (self.weight.to(torch.float32) * self.weight_scale.float()[:, None]).to(dtype)  # (out, in)
+
+    def _packed(self):
+        """fbgemm's prepacked weight, rebuilt whenever the buffers changed (load_state_dict, .to())."""
+        key = tuple((t._version, t.data_ptr()) for t in (self.weight, self.weight_scale, self.bias) if t is not None)
+        if self._fbgemm is None or self._fbgemm[1] != key:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # torch.ao's deprecation notices; the kernels stay in torch
+                qweight = torch._make_per_channel_quantized_tensor(
+                    self.weight.cpu(), self.weight_scale.double().cpu(),
+                    torch.zeros(self.out_features, dtype=torch.long), 0)
+                bias = None if self.bias is None else self.bias.float().cpu()
+                self._fbgemm = (torch.ops.quantized.linear_prepack(qweight, bias), key)
+        return self._fbgemm[0]
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.activations == "dynamic" and x.dtype == torch.float32 and x.device.type == "cpu" \
+                and "fbgemm" in torch.backends.quantized.supported_engines:
+            flat = x.reshape(-1, self.in_features)
+            out = torch.ops.quantized.linear_dynamic(flat.contiguous(), self._packed(), REDUCE_RANGE)
+            return out.view(*x.shape[:-1], self.out_features)
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        return F.linear(x, self.dequantized_weight(x.dtype), bias)
+
+    def __getstate__(self):  # deepcopy / pickle: the packed weight is rebuilt on first use
+        state = dict(super().__getstate__())
+        state["_fbgemm"] = None
+        return state
+
+
+def _targets(model: nn.Module) -> list[tuple[nn.Module, str, nn.Module]]:
+    """(parent, attribute, module) of every Linear inside the encoder layers."""
+    found = []
+    for name, parent in model.named_modules():
+        if ".encoder.layer." not in f".{name}.":
+            continue
+        for attr, child in parent.named_children():
+            if type(child) is nn.Linear:
+                found.append((parent, attr, child))
+    return found
+
+
+def quantize(model: nn.Module, quantization_config="int8") -> nn.Module:
+    """Quantize `model` in place (see the module docstring); records the config in model.config. -> model."""
+    config = Int8Config.from_any(quantization_config)
+    if getattr(getattr(model, "config", None), "quantization_config", None):
+        raise ValueError("this model is already quantized (config.quantization_config is set)")
+    targets = _targets(model)
+    if not targets:
+        raise ValueError(f"{type(model).__name__} has no encoder Linear layers to quantize")
+    for parent, attr, linear in targets:
+        if linear.weight.device.type == "meta":
+            raise ValueError("cannot quantize weights on the meta device; load the model first")
+        setattr(parent, attr, Int8Linear.from_linear(linear, config.activations))
+    if hasattr(model, "config"):
+        model.config.quantization_config = config.to_dict()
+    return model
+
+
+def prepare_quantized_load(model: nn.Module, saved) -> None:
+    """Before loading a quantized checkpoint: swap the encoder Linears of a freshly built (meta) model for empty
+    Int8Linear layers, so the saved int8 weights and scales load as they are, with no re-quantizing."""
+    config = Int8Config.from_any(saved)
+    for parent, attr, linear in _targets(model):
+        setattr(parent, attr, Int8Linear(linear.in_features, linear.out_features, linear.bias is not None,
+                                         config.activations, device=linear.weight.device))
+
+
+def is_quantized(model: nn.Module) -> bool:
+    return any(isinstance(m, Int8Linear) for m in model.modules())
