@@ -3,13 +3,17 @@
 #
 #   1. download five Debian packages with `apt-get download` and unpack them with `dpkg -x` (no install, no root
 #      beyond what apt-get download itself needs for its lists; run `apt-get update` first on a fresh machine);
-#   2. extract plain English text + a ~1% held-out slice per source      (scripts/embedded_corpus.py);
+#   2. extract plain English text + a ~1% held-out slice per source, also one sentence per line
+#                                                                       (scripts/embedded_corpus.py);
 #   3. train an 8192-token byte-level BPE tokenizer                     (roberta.training.tokenizer_training);
 #   4. pretrain a 4-layer, 256-wide RoBERTa in phases, each on a wall-clock budget and each continuing from
 #      the previous phase's weights with a fresh optimizer (roberta.training.pretrain via
-#      scripts/embedded_pretrain.py);
-#   5. export (fp16 weights, model_max_length 128) into the package      (scripts/embedded_export.py);
-#   6. evaluate it on the held-out slice (15% masking, seed 0)          (scripts/embedded_eval.py);
+#      scripts/embedded_pretrain.py): single sentences (packing "lines", <= 64 tokens), every selected token
+#      made <mask> (no random/unchanged replacement), batch 32, held-out order probe every 250 steps;
+#   5. export (fp16 weights, model_max_length 64) into the package       (scripts/embedded_export.py);
+#   6. evaluate it on the held-out sentences (15% masking, all <mask>, seed 0) with the bidirectional
+#      Kneser-Ney trigram baseline                                      (scripts/embedded_eval.py,
+#      scripts/embedded_ngram.py), and on 1,250 grammatical minimal pairs (scripts/embedded_grammar.py);
 #   7. rewrite src/roberta/embedded/MODEL_CARD.md from the figures       (scripts/embedded_card.py).
 #
 # Environment: WORK (default /work/embed-build; never inside the repo: the corpus is not committed),
@@ -23,11 +27,11 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${WORK:-/work/embed-build}"
 PYTHON="${PYTHON:-python}"
-PHASES="${PHASES:-1200:8e-4:150:0.1:0 3300:6e-4:50:0.1:1}"
+PHASES="${PHASES:-6600:1e-3:500:0.1:0}"
 DEVICE="${DEVICE:-cpu}"
 THREADS="${THREADS:-2}"
 EXTRA_PRETRAIN_ARGS="${EXTRA_PRETRAIN_ARGS:---bf16}"
-PACKAGES=(r-cran-janeaustenr sword-text-web python3.11-doc sqlite3-doc postgresql-doc-15)
+PACKAGES=(r-cran-janeaustenr sword-text-web python3.11-doc sqlite3-doc postgresql-doc-15 wordnet-base)
 DEST="$REPO/src/roberta/embedded/model"
 
 case "$WORK" in "$REPO"|"$REPO"/*) echo "WORK must be outside the repository ($WORK)" >&2; exit 2;; esac
@@ -44,7 +48,7 @@ echo "== 2. corpus -> $WORK/corpus"
 
 echo "== 3. tokenizer -> $WORK/tokenizer"
 "$PYTHON" -c "import sys; from roberta.training.tokenizer_training import train_bpe_tokenizer; \
-train_bpe_tokenizer([sys.argv[1]], 8192, sys.argv[2], min_frequency=2, model_max_length=128, show_progress=False)" \
+train_bpe_tokenizer([sys.argv[1]], 8192, sys.argv[2], min_frequency=2, model_max_length=64, show_progress=False)" \
     "$WORK/corpus/train.txt" "$WORK/tokenizer"
 
 echo "== 4. pretraining, phases: $PHASES"
@@ -53,9 +57,11 @@ for phase in $PHASES; do
     IFS=: read -r budget lr warmup dropout seed <<< "$phase"
     n=$((n + 1)); out="$WORK/phase$n"
     # shellcheck disable=SC2086
-    "$PYTHON" scripts/embedded_pretrain.py --train "$WORK/corpus/train.txt" --tokenizer "$WORK/tokenizer" \
+    "$PYTHON" scripts/embedded_pretrain.py --train "$WORK/corpus/train_sentences.txt" --tokenizer "$WORK/tokenizer" \
         --out "$out" --cache-dir "$WORK/cache" --budget-s "$budget" --threads "$THREADS" \
-        --batch-size 32 --block-size 128 --lr "$lr" --warmup-steps "$warmup" --dropout "$dropout" --seed "$seed" \
+        --batch-size 32 --block-size 64 --lr "$lr" --warmup-steps "$warmup" --dropout "$dropout" --seed "$seed" \
+        --packing lines --mask-replace-prob 1.0 --random-replace-prob 0.0 \
+        --eval "$WORK/corpus/heldout_sentences.txt" --probe-steps 250 \
         --snapshot-every 600 --device "$DEVICE" ${previous:+--init-from "$previous"} $EXTRA_PRETRAIN_ARGS \
         | tee "$WORK/pretrain$n.log"
     previous="$out"
@@ -65,9 +71,11 @@ ln -sfn "$previous" "$WORK/checkpoint"
 echo "== 5. export -> $DEST"
 "$PYTHON" scripts/embedded_export.py "$WORK/checkpoint" "$DEST"
 
-echo "== 6. held-out evaluation of the exported model -> $WORK/eval.json"
-"$PYTHON" scripts/embedded_eval.py "$DEST" "$WORK"/corpus/heldout_*.txt --per-file --seed 0 \
-    --json "$WORK/eval.json"
+echo "== 6. held-out evaluation of the exported model -> $WORK/eval.json, $WORK/grammar.json"
+"$PYTHON" scripts/embedded_eval.py "$DEST" "$WORK"/corpus/heldout_*_sentences.txt --per-file --seed 0 \
+    --block-size 64 --packing lines --mask-replace-prob 1.0 --random-replace-prob 0.0 \
+    --ngram-train "$WORK/corpus/train_sentences.txt" --cache-dir "$WORK/cache" --json "$WORK/eval.json"
+"$PYTHON" scripts/embedded_grammar.py "$DEST" --json "$WORK/grammar.json"
 cp "$WORK/checkpoint/training_state.json" "$WORK/training_state.json"
 
 echo "== 7. model card"

@@ -111,6 +111,9 @@ def main(argv=None) -> int:
     ap.add_argument("--random-replace-prob", type=float, default=0.1)
     ap.add_argument("--json", type=Path, help="write the figures here")
     ap.add_argument("--reference", action="store_true", help="load with transformers (cross-check)")
+    ap.add_argument("--ngram-train", nargs="+", default=None,
+                    help="also score a bidirectional Kneser-Ney trigram baseline trained on these files")
+    ap.add_argument("--cache-dir", default=None, help="tokenized-corpus cache for --ngram-train")
     args = ap.parse_args(argv)
     torch.manual_seed(args.seed)
     tokenizer, model = load(args.model_dir, args.reference)
@@ -121,6 +124,13 @@ def main(argv=None) -> int:
     if args.per_file:
         for f in args.heldout:
             result[Path(f).stem] = evaluate(model, tokenizer, [f], **kw)
+    if args.ngram_train:
+        import embedded_ngram
+
+        left, right = embedded_ngram.fit([Path(f) for f in args.ngram_train], tokenizer, args.cache_dir)
+        batches = masked_batches(args.heldout, tokenizer, args.block_size, args.mlm_probability, args.seed,
+                                 args.batch_size, args.packing, args.mask_replace_prob, args.random_replace_prob)
+        result["ngram"] = embedded_ngram.evaluate(left, right, batches)
     result["fill_mask"] = fill_mask_top5(model, tokenizer)
     result["settings"] = {**kw, "files": [Path(f).name for f in args.heldout],
                           "parameters": sum(p.numel() for p in model.parameters())}
