@@ -81,3 +81,16 @@ def _repo_cached(repo_id: str, cache_dir, revision) -> bool:
     root = Path(cache_dir) if cache_dir is not None else Path(constants.HF_HUB_CACHE)
     repo = root / ("models--" + repo_id.replace("/", "--"))
     return (repo / "snapshots").is_dir()
+
+
+def upload_folder(folder: str | os.PathLike, repo_id: str, *, commit_message: str = "Upload model",
+                  private: bool | None = None, token: str | bool | None = None, revision: str | None = None,
+                  create_pr: bool = False):
+    """Upload a saved folder to the hub repo `repo_id` (created if it does not exist) through huggingface_hub's
+    HfApi, as transformers' push_to_hub does. -> huggingface_hub's CommitInfo."""
+    from huggingface_hub import HfApi
+
+    api = HfApi(token=token)
+    repo_id = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model").repo_id
+    return api.upload_folder(repo_id=repo_id, folder_path=os.fspath(folder), commit_message=commit_message,
+                             revision=revision, create_pr=create_pr, repo_type="model")

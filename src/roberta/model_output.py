@@ -9,6 +9,7 @@ roberta.modeling.outputs registers them as torch pytree nodes.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Mapping
 from dataclasses import dataclass, fields, is_dataclass
 from typing import Any, Optional
 
@@ -30,6 +31,17 @@ class ModelOutput(OrderedDict):
     def __post_init__(self):
         if not is_dataclass(self):
             raise TypeError(f"{type(self).__name__} must be a dataclass")
+        first, *rest = fields(self)
+        given = getattr(self, first.name)
+        if isinstance(given, Mapping) and all(getattr(self, f.name) is None for f in rest):
+            # built from one dict, as transformers allows: accelerate's autocast wrapper and other tools rebuild
+            # an output with `type(out)({key: converted value})`
+            unknown = set(given) - {f.name for f in fields(self)}
+            if unknown:
+                raise TypeError(f"{type(self).__name__} has no field(s) {sorted(unknown)}")
+            object.__setattr__(self, first.name, None)
+            for key, value in given.items():
+                object.__setattr__(self, key, value)
         for f in fields(self):
             value = getattr(self, f.name)
             if value is not None:

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fused import dense_add_residual, linear
+from .fused import dense_add_residual, linear, tracing
 
 logger = logging.getLogger(__name__)
 Tensor = torch.Tensor
@@ -55,11 +55,16 @@ def _causal_keep(T: int, S: int, device) -> Tensor:
 
 def _from_keep(keep: Tensor, dtype: torch.dtype) -> AttentionMask:
     bias = torch.zeros(keep.shape, dtype=dtype, device=keep.device).masked_fill_(~keep, torch.finfo(dtype).min)
-    rows = keep.any(dim=-1, keepdim=True)
-    if torch.compiler.is_compiling():  # no data-dependent branch in a compiled graph: always apply it
-        return AttentionMask(bias=bias, row_keep=rows.to(dtype))
-    row_keep = None if bool(rows.all()) else rows.to(dtype)
-    return AttentionMask(bias=bias, row_keep=row_keep)
+    return AttentionMask(bias=bias, row_keep=_row_keep(keep.any(dim=-1, keepdim=True), dtype))
+
+
+def _row_keep(rows: Tensor, dtype: torch.dtype) -> Optional[Tensor]:
+    """(..., T, 1) bool "this query row sees some key" -> the 0/1 multiplier, or None when every row does.
+    Under a tracer the multiplier is always kept: a graph records one branch, and the next input may have
+    a fully masked row where the example had none."""
+    if tracing() or not bool(rows.all()):
+        return rows.to(dtype)
+    return None
 
 
 def build_attention_mask(mask: Optional[Tensor], batch: int, query_len: int, past_len: int, dtype: torch.dtype,
@@ -104,16 +109,16 @@ def build_attention_mask(mask: Optional[Tensor], batch: int, query_len: int, pas
             minimum = torch.finfo(dtype).min
             bias = mask.to(dtype).clamp(min=minimum)
             rows = (bias > minimum / 2).any(dim=-1, keepdim=True)
-            return AttentionMask(bias=bias, row_keep=None if bool(rows.all()) else rows.to(dtype))
+            return AttentionMask(bias=bias, row_keep=_row_keep(rows, dtype))
         return _from_keep(mask != 0, dtype)
     raise ValueError(f"{name} must be 2-D (batch, keys), 3-D (batch, queries, keys) or 4-D (batch, 1, queries, "
                      f"keys); got a {mask.dim()}-D tensor of shape {tuple(mask.shape)}")
 
 
 def _all_ones(mask: Tensor) -> bool:
-    if torch.compiler.is_compiling():  # data-dependent branch: keep the explicit mask under compile
-        return False
-    return bool(mask.all())
+    """A shortcut on the mask's values: off under every tracer (jit, ONNX, torch.export, FX, dynamo), where an
+    unpadded example would otherwise drop the mask from the graph for every later (padded) input."""
+    return not tracing() and bool(mask.all())
 
 
 def attention(q: Tensor, k: Tensor, v: Tensor, mask: AttentionMask, *, dropout_p: float = 0.0,
@@ -248,8 +253,41 @@ class RobertaAttention(nn.Module):
         super().__init__()
         self.self = RobertaSelfAttention(config, layer_idx, is_cross_attention)
         self.output = RobertaSelfOutput(config)
+        self.pruned_heads: set[int] = set()
+
+    def prune_heads(self, heads) -> None:
+        """Remove these heads (indices as in the unpruned layer; ones already gone are skipped): fewer rows in
+        query/key/value, fewer input columns in output.dense."""
+        attn = self.self
+        heads = set(heads) - self.pruned_heads
+        if not heads:
+            return
+        current = {h - sum(p < h for p in self.pruned_heads) for h in heads}  # index among the remaining heads
+        keep_heads = [h for h in range(attn.num_attention_heads) if h not in current]
+        D = attn.attention_head_size
+        index = torch.tensor([h * D + d for h in keep_heads for d in range(D)], dtype=torch.long)
+        for name in ("query", "key", "value"):
+            setattr(attn, name, _keep_rows(getattr(attn, name), index, dim=0))
+        self.output.dense = _keep_rows(self.output.dense, index, dim=1)
+        attn.num_attention_heads = len(keep_heads)
+        attn.all_head_size = D * len(keep_heads)
+        self.pruned_heads |= heads
 
     def forward(self, hidden_states: Tensor, mask: AttentionMask, head_mask=None, encoder_hidden_states=None,
                 cache=None, eager: bool = False, kv_states: Optional[Tensor] = None):
         context, probs = self.self(hidden_states, mask, head_mask, encoder_hidden_states, cache, eager, kv_states)
         return self.output(context, hidden_states), probs
+
+
+@torch.no_grad()
+def _keep_rows(layer: nn.Linear, index: Tensor, dim: int) -> nn.Linear:
+    """A new Linear with only the output rows (dim=0) or input columns (dim=1) `index` of `layer`."""
+    index = index.to(layer.weight.device)
+    weight = layer.weight.index_select(dim, index)
+    out_features, in_features = weight.shape
+    new = nn.Linear(in_features, out_features, bias=layer.bias is not None, device=weight.device, dtype=weight.dtype)
+    new.weight.copy_(weight)
+    if layer.bias is not None:
+        new.bias.copy_(layer.bias[index] if dim == 0 else layer.bias)
+    new.weight.requires_grad_(layer.weight.requires_grad)
+    return new

@@ -5,7 +5,10 @@ model never imports the loader at module import time (one-way data flow).
 """
 from __future__ import annotations
 
+import copy
 import logging
+import os
+import tempfile
 from typing import Optional
 
 import torch
@@ -29,6 +32,21 @@ class RobertaPreTrainedModel(nn.Module):
     _no_split_modules = ["RobertaEmbeddings", "RobertaLayer"]
     _tied_weights_keys: list[str] = []
     _keys_to_ignore_on_load_unexpected: list[str] = []
+    # Class attributes that ecosystem tools (accelerate, PEFT, Trainer, transformers' test mixins) read by duck
+    # typing from transformers' PreTrainedModel; the values say what this implementation supports.
+    _keys_to_ignore_on_load_missing = None
+    _keys_to_ignore_on_save = None
+    _keep_in_fp32_modules = None
+    _skip_keys_device_placement = None
+    _supports_sdpa = True
+    _supports_flash_attn = False
+    _supports_flex_attn = False
+    _supports_attention_backend = False
+    _can_compile_fullgraph = True
+    _is_stateful = False
+    _auto_class = None
+    is_parallelizable = False
+    model_tags = None
 
     def __init__(self, config, *args, **kwargs):
         super().__init__()
@@ -42,6 +60,8 @@ class RobertaPreTrainedModel(nn.Module):
             raise ValueError(f"attn_implementation={impl!r} is not supported by RoBERTa; use 'sdpa' (default) or "
                              "'eager'")
         self.config = config
+        # an instance attribute, as on transformers' models: PEFT reads it from the instance __dict__
+        self.name_or_path = getattr(config, "name_or_path", "") or ""
 
     # ---- construction --------------------------------------------------------------------------
     def post_init(self) -> None:
@@ -51,6 +71,11 @@ class RobertaPreTrainedModel(nn.Module):
         same post-order as transformers, so a seeded build gives transformers' exact initial weights."""
         self.apply(self._init_once)
         self.tie_weights()
+        if getattr(self.config, "pruned_heads", None):  # a pruned checkpoint's config re-applies its pruning
+            self.prune_heads(self.config.pruned_heads)
+        if getattr(self.config, "gradient_checkpointing", False):  # legacy config flag, as transformers reads it
+            self.gradient_checkpointing_enable()
+            del self.config.gradient_checkpointing
 
     def _init_once(self, module: nn.Module) -> None:
         if not getattr(module, "_is_hf_initialized", False):
@@ -238,10 +263,6 @@ class RobertaPreTrainedModel(nn.Module):
         tensors = list(self.parameters()) + (list(self.buffers()) if return_buffers else [])
         return sum(t.numel() * t.element_size() for t in tensors)
 
-    @property
-    def name_or_path(self) -> str:
-        return getattr(self.config, "name_or_path", "") or ""
-
     def enable_input_require_grads(self) -> None:
         """Make the embedding output require grad (PEFT adapters + gradient checkpointing need it)."""
         def hook(module, inputs, output):
@@ -287,12 +308,94 @@ class RobertaPreTrainedModel(nn.Module):
     def can_generate(cls) -> bool:
         return hasattr(cls, "generate")
 
+    # ---- attention implementation, head pruning ---------------------------------------------------------
+    def set_attn_implementation(self, attn_implementation: str) -> None:
+        """Switch between "sdpa" (default) and "eager" attention; the choice is read at every forward."""
+        if attn_implementation not in ATTN_IMPLEMENTATIONS:
+            raise ValueError(f"attn_implementation={attn_implementation!r} is not supported by RoBERTa; use 'sdpa' "
+                             "or 'eager'")
+        self.config._attn_implementation = attn_implementation
+
+    def prune_heads(self, heads_to_prune: dict[int, list[int]]) -> None:
+        """Remove attention heads: {layer index: [head indices]}. Recorded in config.pruned_heads (saved with the
+        config and re-applied when the model is built from it); pruning a head twice is a no-op."""
+        layers = self.base_model.encoder.layer
+        for layer, heads in heads_to_prune.items():
+            self.config.pruned_heads[layer] = sorted(set(self.config.pruned_heads.get(layer, [])) | set(heads))
+            layers[layer].attention.prune_heads(heads)
+
+    # ---- counts that Trainer and tools read ------------------------------------------------------------------
+    def estimate_tokens(self, input_dict: dict) -> int:
+        """Tokens in a batch (the main input's element count); 0 when the batch has no such input."""
+        value = input_dict.get(self.main_input_name) if hasattr(input_dict, "get") else None
+        return int(value.numel()) if torch.is_tensor(value) else 0
+
+    def floating_point_ops(self, input_dict: dict, exclude_embeddings: bool = True) -> int:
+        """Forward + backward FLOPs of one batch, 6 x tokens x parameters (transformers' estimate, which
+        Trainer sums into total_flos)."""
+        return 6 * self.estimate_tokens(input_dict) * self.num_parameters(exclude_embeddings=exclude_embeddings)
+
     # ---- loading / saving (delegated) -----------------------------------------------------------------
     @classmethod
-    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
-        from roberta.loading import load_model
-        return load_model(cls, pretrained_model_name_or_path, *args, **kwargs)
+    def _from_config(cls, config, **kwargs):
+        """Build with random weights from a copy of `config` (transformers' hook for tools and test mixins);
+        `attn_implementation=` and `dtype=` (or `torch_dtype=`) as in from_pretrained."""
+        config = copy.deepcopy(config)
+        impl = kwargs.pop("attn_implementation", None)
+        if impl is not None:
+            config._attn_implementation = impl
+        dtype = kwargs.pop("dtype", None) or kwargs.pop("torch_dtype", None)
+        model = cls(config, **kwargs)
+        return model.to(dtype) if dtype is not None else model
 
-    def save_pretrained(self, save_directory, **kwargs) -> None:
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, *args, **kwargs):
+        if pretrained_model_name_or_path is None:  # transformers' form for "this config, these tensors"
+            return cls._from_config_and_state_dict(kwargs.pop("config", None), kwargs.pop("state_dict", None),
+                                                   **kwargs)
+        from roberta.loading import load_model
+        loaded = load_model(cls, pretrained_model_name_or_path, *args, **kwargs)
+        model = loaded[0] if isinstance(loaded, tuple) else loaded
+        if isinstance(model, nn.Module):  # the config learnt its path while loading; PEFT reads the model's
+            model.name_or_path = model.config.name_or_path
+        return loaded
+
+    @classmethod
+    def _from_config_and_state_dict(cls, config, state_dict, output_loading_info: bool = False, **kwargs):
+        if config is None:
+            raise ValueError("from_pretrained(None, ...) needs config= (and usually state_dict=): there is no folder "
+                             "to read a config from")
+        model = cls._from_config(config, **kwargs)
+        info = {"missing_keys": [], "unexpected_keys": [], "mismatched_keys": [], "error_msgs": []}
+        if state_dict is not None:
+            result = model.load_state_dict(state_dict, strict=False)
+            tied = set(model._tied_weights_keys or [])
+            info["missing_keys"] = [k for k in result.missing_keys if k not in tied]
+            info["unexpected_keys"] = list(result.unexpected_keys)
+            model.tie_weights()
+        model.eval()
+        return (model, info) if output_loading_info else model
+
+    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs) -> None:
+        """Write config.json and the weights (see roberta.loading.save_model); push_to_hub=True then uploads the
+        folder (repo_id= or the folder's name, token=, private=, commit_message=)."""
         from roberta.loading import save_model
+        hub_kwargs = {k: kwargs.pop(k) for k in ("repo_id", "token", "private", "commit_message", "create_pr",
+                                                 "revision") if k in kwargs}
         save_model(self, save_directory, **kwargs)
+        if push_to_hub:
+            from roberta.hub import upload_folder
+            repo_id = hub_kwargs.pop("repo_id", None) or os.path.basename(os.path.abspath(save_directory))
+            upload_folder(save_directory, repo_id, **hub_kwargs)
+
+    def push_to_hub(self, repo_id: str, *, commit_message: str = "Upload model", private: Optional[bool] = None,
+                    token=None, revision: Optional[str] = None, create_pr: bool = False,
+                    max_shard_size="5GB", safe_serialization: bool = True, **kwargs):
+        """Save to a temporary folder and upload it to the hub repo `repo_id` (created if needed) through
+        huggingface_hub. -> the commit info huggingface_hub returns."""
+        from roberta.hub import upload_folder
+        with tempfile.TemporaryDirectory() as folder:
+            self.save_pretrained(folder, max_shard_size=max_shard_size, safe_serialization=safe_serialization,
+                                 **kwargs)
+            return upload_folder(folder, repo_id, commit_message=commit_message, private=private, token=token,
+                                 revision=revision, create_pr=create_pr)

@@ -14,6 +14,8 @@ from typing import Optional
 import torch
 from torch import nn
 
+from .fused import tracing
+
 Tensor = torch.Tensor
 
 
@@ -25,8 +27,8 @@ def create_position_ids_from_input_ids(input_ids: Tensor, padding_idx: int, past
 
 
 def _checking() -> bool:
-    """Value checks read tensor data (a host sync); skip them while tracing or compiling."""
-    return not (torch.jit.is_tracing() or torch.compiler.is_compiling())
+    """Value checks read tensor data (a host sync); skip them under any tracer or compiler."""
+    return not tracing()
 
 
 class RobertaEmbeddings(nn.Module):

@@ -14,6 +14,7 @@ from .base import RobertaPreTrainedModel
 from .cache import KeyValueCache
 from .embeddings import RobertaEmbeddings
 from .encoder import RobertaEncoder, RobertaPooler
+from .fused import tracing
 from .outputs import BaseModelOutputWithPoolingAndCrossAttentions
 
 Tensor = torch.Tensor
@@ -42,8 +43,7 @@ class RobertaModel(RobertaPreTrainedModel):
     def _warn_if_padding_and_no_attention_mask(self, input_ids: Tensor, attention_mask: Optional[Tensor]) -> None:
         """Like transformers: padding at either end with no mask usually means a forgotten attention_mask."""
         pad = self.config.pad_token_id
-        if attention_mask is not None or pad is None or input_ids.numel() == 0 or torch.jit.is_tracing() or \
-                torch.compiler.is_compiling():
+        if attention_mask is not None or pad is None or input_ids.numel() == 0 or tracing():
             return
         if bool((input_ids[:, [0, -1]] == pad).any()):
             warn_once("We strongly recommend passing in an `attention_mask` since your input_ids may be padded.")
