@@ -235,6 +235,30 @@ def test_inputs_embeds_prompt_matches_transformers_and_ids_prompt(models):
     assert_same_output(*beams)
 
 
+def test_inputs_embeds_with_input_ids_matches_transformers(models):
+    """Both given (transformers' soft-prompt case): the embeddings feed the first step, the ids are the prompt."""
+    ours, theirs = models
+    ids, mask = batch(padding="left")
+    embeds = ours.get_input_embeddings()(ids) * 1.5
+    got, want = run_both(ours, theirs, ids, inputs_embeds=embeds, attention_mask=mask, max_new_tokens=5)
+    assert_same_output(got, want)
+    assert torch.equal(got[:, :T], ids)
+
+
+def test_remove_invalid_values():
+    from roberta.generation import RemoveInvalidValues
+    scores = torch.tensor([[float("nan"), float("inf"), float("-inf"), 1.5]])
+    fixed = RemoveInvalidValues()(torch.zeros(1, 0, dtype=torch.long), scores)
+    big = torch.finfo(torch.float32).max
+    assert fixed.tolist() == [[0.0, big, -big, 1.5]]
+
+
+def test_remove_invalid_values_generate_matches_transformers(models):
+    ours, theirs = models
+    ids, _ = batch(padding=None)
+    assert_same_output(*run_both(ours, theirs, ids, max_new_tokens=4, remove_invalid_values=True, do_sample=True))
+
+
 def test_left_padded_row_equals_row_alone(models):
     ours, _ = models
     ids, mask = batch(padding="left")
@@ -428,8 +452,8 @@ def test_bad_prompts_raise_clear_errors(models):
     ids, _ = batch(padding=None)
     with pytest.raises(ValueError, match="integer tensor of shape"):
         ours.generate(ids[0], max_new_tokens=2)
-    with pytest.raises(ValueError, match="not both"):
-        ours.generate(ids, inputs_embeds=torch.zeros(3, 9, 32), max_new_tokens=2)
+    with pytest.raises(ValueError, match="must cover the same"):
+        ours.generate(ids, inputs_embeds=torch.zeros(3, 7, 32), max_new_tokens=2)
     encoder_only, _ = twins("RobertaForCausalLM", is_decoder=False)
     with pytest.raises(ValueError, match="is_decoder=True"):
         encoder_only.generate(inputs_embeds=torch.zeros(3, 9, 32), max_new_tokens=2)

@@ -19,6 +19,7 @@ _EXPORTS = {
     "BadWords": "roberta.generation.processors",
     "MinLength": "roberta.generation.processors",
     "MinNewTokens": "roberta.generation.processors",
+    "RemoveInvalidValues": "roberta.generation.processors",
     "Temperature": "roberta.generation.processors",
     "TopK": "roberta.generation.processors",
     "TopP": "roberta.generation.processors",

@@ -85,24 +85,27 @@ def _prompt(model, inputs: Optional[Tensor], model_kwargs: dict, bos: Optional[i
     if inputs is not None and ids is not None:
         raise ValueError("pass the prompt once: as the first argument or as input_ids=, not both")
     ids = inputs if inputs is not None else ids
+    if ids is not None and (not torch.is_tensor(ids) or ids.dim() != 2 or ids.is_floating_point()):
+        raise ValueError(f"input_ids must be an integer tensor of shape (batch, tokens); got "
+                         f"{tuple(ids.shape) if torch.is_tensor(ids) else type(ids).__name__}")
     embeds = model_kwargs.pop("inputs_embeds", None)
     if embeds is not None:
-        if ids is not None:
-            raise ValueError("pass the prompt as input_ids or as inputs_embeds, not both")
+        if ids is not None and ids.shape != embeds.shape[:2]:
+            raise ValueError(f"input_ids {tuple(ids.shape)} and inputs_embeds {tuple(embeds.shape)} must cover the "
+                             "same (batch, tokens): the embeddings feed the first step, the ids are the prompt")
         if embeds.dim() != 3:
             raise ValueError(f"inputs_embeds must be (batch, tokens, hidden); got shape {tuple(embeds.shape)}")
         if not model.config.is_decoder:
             raise ValueError("an inputs_embeds prompt needs the key/value cache, which only decoders keep; build "
                              "the model with config.is_decoder=True")
-        return torch.ones((embeds.shape[0], 0), dtype=torch.long, device=embeds.device), embeds
+        if ids is None:  # the output holds only the new tokens, as in transformers
+            ids = torch.ones((embeds.shape[0], 0), dtype=torch.long, device=embeds.device)
+        return ids, embeds
     if ids is None:
         if bos is None:
             raise ValueError("no prompt was given and there is no bos_token_id to start from; pass input_ids")
         batch = next((v.shape[0] for v in model_kwargs.values() if torch.is_tensor(v)), 1)
         return torch.full((batch, 1), bos, dtype=torch.long, device=model.device), None
-    if not torch.is_tensor(ids) or ids.dim() != 2 or ids.is_floating_point():
-        raise ValueError(f"input_ids must be an integer tensor of shape (batch, tokens); got "
-                         f"{tuple(ids.shape) if torch.is_tensor(ids) else type(ids).__name__}")
     return ids, None
 
 
@@ -124,7 +127,7 @@ def _special_tokens(config: GenerationConfig, device, mask_given: bool) -> tuple
 
 def _attention_mask(ids: Tensor, embeds: Optional[Tensor], eos, pad) -> Tensor:
     """1 for every prompt token, except pad ids when pad is in the prompt and differs from every EOS id."""
-    if embeds is not None:
+    if embeds is not None and ids.shape[1] == 0:
         return torch.ones(embeds.shape[:2], dtype=torch.long, device=embeds.device)
     ones = torch.ones_like(ids, dtype=torch.long)
     if pad is None or not bool((ids == pad).any()) or (eos is not None and bool((eos == pad).any())):
@@ -179,7 +182,7 @@ def generate(model, inputs: Optional[Tensor] = None, generation_config: Optional
     device = input_ids.device
     mask = model_kwargs.get("attention_mask")
     eos, pad = _special_tokens(config, device, mask is not None)
-    if embeds is None and pad is not None and input_ids.shape[0] > 1 and bool((input_ids[:, -1] == pad).any()):
+    if input_ids.shape[1] and pad is not None and input_ids.shape[0] > 1 and bool((input_ids[:, -1] == pad).any()):
         logger.warning("A decoder-only architecture is being used, but right-padding was detected! For correct "
                        "generation results, please set `padding_side='left'` when initializing the tokenizer.")
     if mask is None:
@@ -191,7 +194,8 @@ def generate(model, inputs: Optional[Tensor] = None, generation_config: Optional
                  use_cache=True if embeds is not None else config.use_cache,
                  roberta_positions=bool(config.roberta_positions))
     input_ids, state = expand(input_ids, state, max(config.num_beams, config.num_return_sequences))
-    _lengths(config, user_kwargs, input_ids.shape[1], embeds.shape[1] if embeds is not None else None,
+    embeds_only = embeds is not None and input_ids.shape[1] == 0
+    _lengths(config, user_kwargs, input_ids.shape[1], embeds.shape[1] if embeds_only else None,
              getattr(model.config, "max_position_embeddings", None))
     processors = build_processors(config, input_ids.shape[1], eos, logits_processor)
     criteria = build_criteria(config, getattr(model.config, "max_position_embeddings", None), eos, stopping_criteria)

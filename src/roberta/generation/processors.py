@@ -118,6 +118,16 @@ class MinNewTokens:
         return torch.where(_eos_mask(self.eos, scores.shape[-1], scores.device), -math.inf, scores)
 
 
+class RemoveInvalidValues:
+    """NaN -> 0, +inf -> the largest finite float, -inf -> the smallest, so a broken step cannot crash sampling."""
+
+    def __call__(self, input_ids: Tensor, scores: Tensor) -> Tensor:
+        finfo = torch.finfo(scores.dtype)
+        fixed = torch.where(scores != scores, 0.0, scores)
+        fixed = torch.where(scores == float("inf"), finfo.max, fixed)
+        return torch.where(scores == float("-inf"), finfo.min, fixed)
+
+
 class Temperature:
     """scores / temperature (sampling only): < 1 sharpens the distribution, > 1 flattens it."""
 
@@ -188,6 +198,8 @@ def build_processors(config, prompt_length: int, eos: Tensor | None,
         procs.append(MinLength(config.min_length, eos))
     if eos is not None and config.min_new_tokens is not None and config.min_new_tokens > 0:
         procs.append(MinNewTokens(prompt_length, config.min_new_tokens, eos))
+    if config.remove_invalid_values is True:
+        procs.append(RemoveInvalidValues())
     procs = merge(procs, custom)
     if config.do_sample:
         # beam sampling keeps one non-EOS candidate more than there are EOS ids, so beams can continue
