@@ -78,7 +78,11 @@ def _add_trainer_flags(p, lr: float, batch_size: int, weight_decay: float, warmu
     p.add_argument("--save-steps", type=int, default=None, help="write checkpoint-<step> every N steps")
     p.add_argument("--save-total-limit", type=int, default=None, help="keep only the newest N checkpoints")
     p.add_argument("--resume", nargs="?", const=True, default=False, metavar="CHECKPOINT",
-                   help="resume from CHECKPOINT, or from the newest checkpoint in --output-dir when no path is given")
+                   help="resume from CHECKPOINT, or from the newest readable checkpoint in --output-dir when no path "
+                        "is given (starts afresh if the folder holds no run yet)")
+    p.add_argument("--overwrite", action="store_true",
+                   help="start a new run in an --output-dir that holds an earlier one (its checkpoints and log are "
+                        "deleted); without it or --resume a non-empty --output-dir is refused")
     p.add_argument("--log-every", type=int, default=50, help="log train loss every N steps (default 50)")
     p.add_argument("--num-workers", type=int, default=0, help="DataLoader worker processes (default 0)")
     p.add_argument("--device", default=None, help="cpu, cuda or cuda:N (default: cuda:LOCAL_RANK when available)")
@@ -91,7 +95,7 @@ def _trainer_kwargs(args) -> dict:
                 weight_decay=args.weight_decay, max_grad_norm=args.max_grad_norm or None, seed=args.seed,
                 bf16=args.bf16, fp16=args.fp16, compile=args.compile, eval_steps=args.eval_steps,
                 save_steps=args.save_steps, save_total_limit=args.save_total_limit, resume=args.resume,
-                log_every=args.log_every, num_workers=args.num_workers, device=args.device,
+                overwrite=args.overwrite, log_every=args.log_every, num_workers=args.num_workers, device=args.device,
                 show_progress=not args.quiet)
 
 

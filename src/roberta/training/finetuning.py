@@ -180,12 +180,12 @@ def finetune(task: str, model, train_file, output_dir, *, eval_file=None, tokeni
              warmup_steps: int = 0, warmup_ratio: float = 0.06, max_steps: int = -1, epochs: float = 3.0,
              weight_decay: float = 0.01, max_grad_norm: float | None = 1.0, seed: int = 42, bf16: bool = False,
              fp16: bool = False, compile: bool = False, eval_steps: int | None = None, save_steps: int | None = None,
-             save_total_limit: int | None = None, resume=False, log_every: int = 50, num_workers: int = 0,
-             device: str | None = None, show_progress: bool = True, callbacks=None) -> dict:
+             save_total_limit: int | None = None, resume=False, overwrite: bool = False, log_every: int = 50,
+             num_workers: int = 0, device: str | None = None, show_progress: bool = True, callbacks=None) -> dict:
     """Fine-tune `model` (folder/hub id, or a model object with `tokenizer=`) for `task`; save to output_dir.
 
     train_file / eval_file: .csv / .json / .jsonl path or a list of dict records. Returns the final metrics
-    (eval accuracy/F1, exact match... when eval_file is given).
+    (eval accuracy/F1, exact match... when eval_file is given). resume / overwrite: as in `pretrain`.
     """
     import torch
 
@@ -193,10 +193,12 @@ def finetune(task: str, model, train_file, output_dir, *, eval_file=None, tokeni
     from roberta.training.collator import DataCollatorForMultipleChoice, DataCollatorForTokenClassification, \
         DataCollatorWithPadding
     from roberta.training.pretraining import load_tokenizer
+    from roberta.training.runs import check_output_dir
     from roberta.training.trainer import Trainer, TrainingArguments
 
     if task not in MODEL_CLASS:
         raise ValueError(f"unknown task {task!r}; choose one of {sorted(MODEL_CLASS)}")
+    check_output_dir(output_dir, resume, overwrite)  # before loading and validating data
     if tokenizer is None and not isinstance(model, (str, os.PathLike)):
         raise ValueError("pass tokenizer= when model is a model object")
     tokenizer = load_tokenizer(tokenizer if tokenizer is not None else model)
@@ -222,7 +224,8 @@ def finetune(task: str, model, train_file, output_dir, *, eval_file=None, tokeni
         gradient_accumulation_steps=grad_accum, learning_rate=lr, weight_decay=weight_decay,
         max_grad_norm=max_grad_norm, num_train_epochs=epochs, max_steps=max_steps, warmup_steps=warmup_steps,
         warmup_ratio=0.0 if warmup_steps else warmup_ratio, logging_steps=log_every, eval_steps=eval_steps,
-        save_steps=save_steps, save_total_limit=save_total_limit, seed=seed, bf16=bf16, fp16=fp16,
+        save_steps=save_steps, save_total_limit=save_total_limit,
+        overwrite_output_dir=overwrite, seed=seed, bf16=bf16, fp16=fp16,
         torch_compile=compile, dataloader_num_workers=num_workers, disable_tqdm=not show_progress, device=device,
         extra={"task": task, "max_length": max_length},
     )

@@ -61,17 +61,18 @@ def pretrain(train_files, tokenizer, output_dir, *, config=None, model=None, eva
              lr: float = 5e-4, warmup_steps: int = 0, warmup_ratio: float = 0.06, max_steps: int = -1,
              epochs: float = 1.0, weight_decay: float = 0.01, max_grad_norm: float | None = 1.0, seed: int = 42,
              bf16: bool = False, fp16: bool = False, compile: bool = False, eval_steps: int | None = None,
-             save_steps: int | None = None, save_total_limit: int | None = None, resume=False, log_every: int = 50,
-             num_workers: int = 0, mlm_probability: float = 0.15, mask_replace_prob: float = 0.8,
-             random_replace_prob: float = 0.1, packing: str = "full-sentences", probe_steps: int | None = None,
-             cache_dir=None, text_column: str = "text", device: str | None = None, show_progress: bool = True,
-             callbacks=None) -> dict:
+             save_steps: int | None = None, save_total_limit: int | None = None, resume=False,
+             overwrite: bool = False, log_every: int = 50, num_workers: int = 0, mlm_probability: float = 0.15,
+             mask_replace_prob: float = 0.8, random_replace_prob: float = 0.1, packing: str = "full-sentences",
+             probe_steps: int | None = None, cache_dir=None, text_column: str = "text", device: str | None = None,
+             show_progress: bool = True, callbacks=None) -> dict:
     """Pretrain a RobertaForMaskedLM with dynamic masking and save it (HF layout) to `output_dir`.
 
     train_files / eval_files: text file path(s) (one document per non-empty line) or a datasets-like object
     with a "text" column. tokenizer: a tokenizer object or folder. config: RobertaConfig, dict or
     config.json path (default: built from the size flags). model: a folder to continue pretraining from.
-    resume: True (latest checkpoint in output_dir) or a checkpoint folder. mask_replace_prob /
+    resume: True (newest readable checkpoint in output_dir) or a checkpoint folder. overwrite: start afresh
+    in an output_dir holding an earlier run (otherwise refused, see training/runs.py). mask_replace_prob /
     random_replace_prob: of the selected tokens, the share made `<mask>` / a random token (RoBERTa 0.8 / 0.1;
     1.0 / 0.0 never rewards copying the visible token). packing: "full-sentences" (blocks across documents,
     RoBERTa) or "lines" (one example per line, for a sentence-per-line corpus). probe_steps: every N steps,
@@ -82,8 +83,10 @@ def pretrain(train_files, tokenizer, output_dir, *, config=None, model=None, eva
     from roberta.training.collator import DataCollatorForLanguageModeling
     from roberta.training.data import build_pretraining_dataset
     from roberta.training.distributed import barrier, init_distributed
+    from roberta.training.runs import check_output_dir
     from roberta.training.trainer import Trainer, TrainingArguments
 
+    check_output_dir(output_dir, resume, overwrite)  # before minutes of tokenizing (the Trainer checks again)
     info = init_distributed(device)
     tokenizer = load_tokenizer(tokenizer)
     if model is not None:

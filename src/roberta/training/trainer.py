@@ -21,6 +21,7 @@ import inspect
 import json
 import logging
 import math
+import signal
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -29,6 +30,7 @@ import torch
 from tqdm.auto import tqdm
 
 from roberta.training import checkpoint as ckpt
+from roberta.training import runs
 from roberta.training.distributed import DistInfo, ShardedSampler, all_reduce_sum, barrier, gather_objects, init_distributed
 from roberta.training.metrics import metric_for, task_of
 
@@ -56,7 +58,8 @@ class TrainingArguments:
     logging_steps: int = 50
     eval_steps: int | None = None  # None: evaluate once at the end (when there is an eval set)
     save_steps: int | None = None  # None: no intermediate checkpoints
-    save_total_limit: int | None = None
+    save_total_limit: int | None = None  # prunes only this run's checkpoints (see training/runs.py)
+    overwrite_output_dir: bool = False  # start afresh in a folder holding an earlier run (deletes its checkpoints)
     seed: int = 42
     bf16: bool = False
     fp16: bool = False
@@ -145,6 +148,7 @@ class Trainer:
         self.model.to(self.device)
         self._train_model = None
         self._last_eval_step = -1
+        self._saved_step = -1
 
     # -- data -------------------------------------------------------------------------------------------
     def _loader(self, dataset, sampler, batch_size):
@@ -195,22 +199,44 @@ class Trainer:
             base = args.seed if base is None else base
             self.collator.generator = torch.Generator().manual_seed(base + 1_000_003 * self.dist.rank)
 
-    def _resume(self, checkpoint) -> None:
-        if checkpoint is True:
-            checkpoint = ckpt.latest_checkpoint(self.args.output_dir)
-            if checkpoint is None:
-                logger.info("no checkpoint in %s: starting from scratch", self.args.output_dir)
-                return
-        state, rng = ckpt.load_checkpoint(checkpoint, self.model, self.optimizer, self.scheduler, self.scaler)
+    def _start_run(self, resume) -> None:
+        """Claim the output folder (refusing one holding another run, see runs.py), sweep a killed save's
+        debris, and restore the checkpoint to resume from: the newest readable one for `resume=True`."""
+        out = self.args.output_dir
+        fresh = runs.check_output_dir(out, resume, self.args.overwrite_output_dir)
+        if self.dist.is_main:
+            runs.sweep_debris(out)
+            if fresh:
+                runs.clear_previous_run(out)
+        barrier()
+        if fresh:
+            self.state["run_id"] = runs.new_run_id()
+            return
+        if resume is True:
+            checkpoint, parts = ckpt.newest_readable(out)
+        else:
+            checkpoint, parts = Path(resume), ckpt.read_checkpoint(resume)
+        state, rng = ckpt.apply_checkpoint(parts, checkpoint, self.model, self.optimizer, self.scheduler, self.scaler)
         for key in ("world_size", "per_device_train_batch_size", "gradient_accumulation_steps"):
             now = self.dist.world_size if key == "world_size" else getattr(self.args, key)
             if state.get(key, now) != now:
                 raise ValueError(f"checkpoint {checkpoint} was written with {key}={state[key]}, this run has {now}: "
                                  "resume with the same setting so the data position stays meaningful")
+        state.setdefault("run_id", None)  # checkpoints from before run ids: they are this run's
         self.state = state
         if self.dist.rank < len(rng):
             ckpt.restore_rng_state(rng[self.dist.rank], getattr(self.collator, "generator", None))
+        if self.dist.is_main:
+            runs.truncate_log(Path(out) / runs.LOG_NAME, state["global_step"])  # steps after it are redone
         logger.info("resumed from %s at step %d", checkpoint, state["global_step"])
+
+    def _stop_signal(self, stopper: runs.GracefulStop) -> int | None:
+        """The signal that asked training to stop, agreed on by every rank (one rank's signal stops all)."""
+        signum = stopper.signum or 0
+        if self.dist.enabled:
+            anyone = float(all_reduce_sum(torch.tensor(float(signum > 0), device=self.device))) > 0
+            signum = signum or (int(signal.SIGTERM) if anyone else 0)
+        return signum or None
 
     # -- training ---------------------------------------------------------------------------------------
     def train(self, resume_from_checkpoint=None) -> dict:
@@ -225,8 +251,7 @@ class Trainer:
         total = args.max_steps if args.max_steps > 0 else math.ceil(args.num_train_epochs * steps_per_epoch)
         torch.manual_seed(args.seed)  # dropout stream (restored from the checkpoint on resume)
         self._setup(total)
-        if resume_from_checkpoint:
-            self._resume(resume_from_checkpoint)
+        self._start_run(resume_from_checkpoint or False)
         self.state.update(max_steps=total, world_size=info.world_size, per_device_train_batch_size=bs,
                           gradient_accumulation_steps=accum, seed=args.seed, extra=args.extra)
         model = self._train_model
@@ -239,58 +264,63 @@ class Trainer:
         loss_sum, loss_items, tokens, t0 = torch.zeros((), dtype=torch.float64), 0, 0, time.perf_counter()
         final: dict = {}
         stop = self.state["global_step"] >= total
-        while not stop:
-            epoch, start = self.state["epoch"], self.state["micro_step"]
-            if start < micro_per_epoch:
-                sampler.set_epoch(epoch, start=start * bs)
-                batches = iter(self._loader(self.train_dataset, sampler, bs))
-            for micro in range(start, micro_per_epoch, accum):
-                window = [self._prepare(next(batches)) for _ in range(min(accum, micro_per_epoch - micro))]
-                counts = [_count_items(b) for b in window]
-                total_items = float(all_reduce_sum(torch.tensor(float(sum(counts)), device=self.device)))
-                for i, batch in enumerate(window):
-                    last = i == len(window) - 1
-                    sync = contextlib.nullcontext() if last or not info.enabled else model.no_sync()
-                    with sync:
-                        out = self._forward(model, batch)
-                        share = counts[i] * info.world_size / max(total_items, 1.0)
-                        loss = out.loss * share if counts[i] else out.loss.nan_to_num() * 0.0
-                        self.scaler.scale(loss).backward()
-                    if counts[i]:
-                        loss_sum += out.loss.detach().double().cpu() * counts[i]
-                        loss_items += counts[i]
-                    tokens += int(batch["input_ids"].numel())
-                self.scaler.unscale_(self.optimizer)
-                grad_norm = None
-                if args.max_grad_norm:
-                    grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), args.max_grad_norm)
-                self.scaler.step(self.optimizer)
-                self.scaler.update()
-                self.scheduler.step()
-                self.optimizer.zero_grad(set_to_none=True)
-                self.state["global_step"] += 1
-                self.state["micro_step"] = micro + len(window)
-                step = self.state["global_step"]
-                bar.update(1)
-                if step % args.logging_steps == 0 or step == total:
-                    final["train_loss"] = self._log_train(log_path, loss_sum, loss_items, tokens,
-                                                          time.perf_counter() - t0, grad_norm, bar)
-                    loss_sum, loss_items, tokens, t0 = torch.zeros((), dtype=torch.float64), 0, 0, time.perf_counter()
-                if self.eval_dataset is not None and args.eval_steps and step % args.eval_steps == 0:
-                    final.update(self._log_eval(log_path))
-                if args.save_steps and step % args.save_steps == 0 and step < total:
-                    self.save_checkpoint()
-                stop = step >= total
-                try:
-                    for callback in self.callbacks:
-                        callback(self)
-                except StopTraining:
-                    stop = True
-                if stop:
-                    break
-            if self.state["micro_step"] >= micro_per_epoch:
-                self.state["epoch"], self.state["micro_step"] = epoch + 1, 0
-        bar.close()
+        with runs.GracefulStop() as stopper, contextlib.closing(bar):
+            while not stop:
+                epoch, start = self.state["epoch"], self.state["micro_step"]
+                if start < micro_per_epoch:
+                    sampler.set_epoch(epoch, start=start * bs)
+                    batches = iter(self._loader(self.train_dataset, sampler, bs))
+                for micro in range(start, micro_per_epoch, accum):
+                    window = [self._prepare(next(batches)) for _ in range(min(accum, micro_per_epoch - micro))]
+                    counts = [_count_items(b) for b in window]
+                    total_items = float(all_reduce_sum(torch.tensor(float(sum(counts)), device=self.device)))
+                    for i, batch in enumerate(window):
+                        last = i == len(window) - 1
+                        sync = contextlib.nullcontext() if last or not info.enabled else model.no_sync()
+                        with sync:
+                            out = self._forward(model, batch)
+                            share = counts[i] * info.world_size / max(total_items, 1.0)
+                            loss = out.loss * share if counts[i] else out.loss.nan_to_num() * 0.0
+                            self.scaler.scale(loss).backward()
+                        if counts[i]:
+                            loss_sum += out.loss.detach().double().cpu() * counts[i]
+                            loss_items += counts[i]
+                        tokens += int(batch["input_ids"].numel())
+                    self.scaler.unscale_(self.optimizer)
+                    grad_norm = None
+                    if args.max_grad_norm:
+                        grad_norm = torch.nn.utils.clip_grad_norm_(self.model.parameters(), args.max_grad_norm)
+                    self.scaler.step(self.optimizer)
+                    self.scaler.update()
+                    self.scheduler.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+                    self.state["global_step"] += 1
+                    self.state["micro_step"] = micro + len(window)
+                    step = self.state["global_step"]
+                    bar.update(1)
+                    if step % args.logging_steps == 0 or step == total:
+                        final["train_loss"] = self._log_train(log_path, loss_sum, loss_items, tokens,
+                                                              time.perf_counter() - t0, grad_norm, bar)
+                        loss_sum, loss_items, tokens, t0 = torch.zeros((), dtype=torch.float64), 0, 0, \
+                            time.perf_counter()
+                    if self.eval_dataset is not None and args.eval_steps and step % args.eval_steps == 0:
+                        final.update(self._log_eval(log_path))
+                    if args.save_steps and step % args.save_steps == 0 and step < total:
+                        self.save_checkpoint()
+                    stop = step >= total
+                    try:
+                        for callback in self.callbacks:
+                            callback(self)
+                    except StopTraining:
+                        stop = True
+                    signum = None if stop else self._stop_signal(stopper)
+                    if signum:  # SIGINT/SIGTERM: keep the work done so far, then stop
+                        saved = self._saved_step == step and Path(args.output_dir, f"checkpoint-{step}")
+                        raise runs.TrainingInterrupted(signum, step, saved or self.save_checkpoint())
+                    if stop:
+                        break
+                if self.state["micro_step"] >= micro_per_epoch:
+                    self.state["epoch"], self.state["micro_step"] = epoch + 1, 0
         if self.eval_dataset is not None and self._last_eval_step != self.state["global_step"]:
             final.update(self._log_eval(log_path))
         return final
@@ -361,6 +391,7 @@ class Trainer:
                                         self.scheduler, self.scaler, state, rng, self.tokenizer,
                                         self.args.save_total_limit)
         barrier()
+        self._saved_step = self.state["global_step"]
         return path
 
     def save_model(self, output_dir=None) -> None:
