@@ -75,14 +75,17 @@ def test_pretrain_cli_refuses_early_with_one_line(tmp_path, capsys):
     out.mkdir()
     (out / "model.safetensors").write_bytes(b"an earlier run")
     corpus = write_corpus(tmp_path / "c.txt", lines=20)
-    code = main(["pretrain", "--train-files", str(corpus), "--tokenizer", str(tokenizer_dir()), "--output-dir",
-                 str(out), "--hidden-size", "32", "--num-layers", "1", "--num-heads", "2", "--max-seq-len", "32",
-                 "--cache-dir", str(tmp_path / "cache"), "--quiet"])
+    argv = ["pretrain", "--train-files", str(corpus), "--tokenizer", str(tokenizer_dir()), "--output-dir", str(out),
+            "--hidden-size", "32", "--num-layers", "1", "--num-heads", "2", "--intermediate-size", "64",
+            "--max-seq-len", "32", "--max-steps", "1", "--cache-dir", str(tmp_path / "cache"), "--quiet"]
+    code = main(argv)
     err = capsys.readouterr().err
     assert code == 2 and not (tmp_path / "cache").exists()  # refused before tokenizing
     assert err.startswith(f"roberta pretrain: error: output folder {out} is not empty (model.safetensors)")
     assert len(err.strip().splitlines()) == 1
     assert (out / "model.safetensors").read_bytes() == b"an earlier run"
+    assert main([*argv, "--overwrite"]) == 0
+    assert (out / "model.safetensors").read_bytes() != b"an earlier run"
 
 
 def test_pruning_deletes_only_this_runs_checkpoints(setup, tmp_path):

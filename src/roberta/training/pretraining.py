@@ -120,7 +120,7 @@ def pretrain(train_files, tokenizer, output_dir, *, config=None, model=None, eva
         max_steps=max_steps, warmup_steps=warmup_steps, warmup_ratio=0.0 if warmup_steps else warmup_ratio,
         logging_steps=log_every, eval_steps=eval_steps, save_steps=save_steps, save_total_limit=save_total_limit,
         seed=seed, bf16=bf16, fp16=fp16, torch_compile=compile, dataloader_num_workers=num_workers,
-        disable_tqdm=not show_progress, device=device,
+        disable_tqdm=not show_progress, device=device, overwrite_output_dir=overwrite,
         extra={"task": "mlm", "max_seq_len": max_seq_len, "mlm_probability": mlm_probability,
                "mask_replace_prob": mask_replace_prob, "random_replace_prob": random_replace_prob, "packing": packing},
     )
