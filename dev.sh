@@ -17,6 +17,11 @@ setup() {  # $1: pip extras, comma-separated ("" for the runtime alone)
     "$VENV/bin/python" -m pip install -q torch==2.13.0
     if [ -n "${1:-}" ]; then
       "$VENV/bin/python" -m pip install -q -e ".[$1]"
+      case ",$1," in *,tf,*)
+        # transformers' TF classes (the TF reference tests) need tf-keras; its wheel requires the `tensorflow`
+        # distribution, which would install a second TensorFlow over tensorflow-cpu, hence --no-deps.
+        "$VENV/bin/python" -m pip install -q --no-deps tf-keras==2.21.0 ;;
+      esac
     else
       "$VENV/bin/python" -m pip install -q -e .
     fi

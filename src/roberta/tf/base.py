@@ -146,6 +146,12 @@ class TFRobertaPreTrainedModel(keras.Model):
         return self._output_class(**result) if isinstance(result, dict) else result
 
     # ---- serving -----------------------------------------------------------------------------------
+    @property
+    def _default_save_signature(self):
+        """What tf.saved_model.save exports when given no signatures (Keras' default would trace the model
+        on float32 inputs of the build shape): the (input_ids, attention_mask) serving function."""
+        return self.serving
+
     def _serve(self, input_ids, attention_mask):
         outputs = self(input_ids=input_ids, attention_mask=attention_mask, training=False)
         return {k: v for k, v in outputs.items() if tf.is_tensor(v)}

@@ -170,7 +170,7 @@ def build_attention_mask(attention_mask, batch, query_len, key_len, dtype, causa
 def attention(q, k, v, bias, row_keep, dropout: keras.layers.Dropout, training, head_mask=None):
     """q (B, H, T, D), k/v (B, H, S, D) -> context (B, T, H*D), probs (B, H, T, S). Softmax runs in float32
     so bfloat16 stays safe."""
-    D = q.shape[-1]
+    H, D = q.shape[1], q.shape[-1]  # static: the reshape below keeps C known while tracing
     scores = tf.matmul(q, k, transpose_b=True) / tf.cast(math.sqrt(D), q.dtype)  # (B, H, T, S)
     if bias is not None:
         scores = scores + bias
@@ -182,7 +182,7 @@ def attention(q, k, v, bias, row_keep, dropout: keras.layers.Dropout, training, 
     if row_keep is not None:
         out = out * row_keep
     out = tf.transpose(out, (0, 2, 1, 3))  # (B, T, H, D)
-    return tf.reshape(out, (tf.shape(out)[0], tf.shape(out)[1], -1)), probs
+    return tf.reshape(out, (tf.shape(out)[0], tf.shape(out)[1], H * D)), probs
 
 
 class TFRobertaSelfAttention(keras.layers.Layer):
