@@ -7,8 +7,11 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import stat
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -82,15 +85,86 @@ def test_file_input_and_atomic_output(folders, tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stdout == "" and f"{len(TEXTS)} lines" in result.stderr  # tqdm's bar on stderr
     assert [len(json.loads(line)) for line in target.read_text(encoding="utf-8").splitlines()] == [5] * len(TEXTS)
-    # a failing run leaves the earlier output untouched and no temp file behind
+    # a run stopped by a bad line leaves the earlier output untouched and no temp file behind
     before = target.read_text(encoding="utf-8")
     source.write_text(TEXTS[0] + "\nno mask on this line\n", encoding="utf-8")
     failed = run(["run", "--task", "fill-mask", "--model", str(folders["fill-mask"]), "--input", str(source),
-                  "--output", str(target)])
+                  "--output", str(target), "--on-error", "stop"])
     assert failed.returncode == 2
     assert "line 2" in failed.stderr and "<mask>" in failed.stderr and "Traceback" not in failed.stderr
     assert target.read_text(encoding="utf-8") == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.txt", "out.jsonl"]
+
+
+def test_a_bad_line_costs_only_itself(folders, tmp_path):
+    """--on-error record (default) writes an error object in the bad line's place; skip leaves it out; both exit 1."""
+    lines = [TEXTS[0], "no mask on this line", TEXTS[1], TEXTS[2]]
+    ref = transformers.pipeline("fill-mask", model=str(folders["fill-mask"]), device=-1)
+    recorded = run(["run", "--task", "fill-mask", "--model", str(folders["fill-mask"]), "--batch-size", "2"],
+                   stdin="".join(t + "\n" for t in lines))
+    assert recorded.returncode == 1, recorded.stderr
+    got = [json.loads(line) for line in recorded.stdout.splitlines()]
+    assert len(got) == 4 and got[1]["line"] == 2 and "<mask>" in got[1]["error"]
+    for i in (0, 2, 3):
+        assert_close(got[i], ref(lines[i]))
+    assert "1 input line(s) failed, recorded" in recorded.stderr and "Traceback" not in recorded.stderr
+    skipped = run(["run", "--task", "fill-mask", "--model", str(folders["fill-mask"]), "--on-error", "skip",
+                   "--output", str(tmp_path / "out.jsonl")], stdin="".join(t + "\n" for t in lines))
+    assert skipped.returncode == 1 and "skipped line 2" in skipped.stderr
+    assert_close([json.loads(x) for x in (tmp_path / "out.jsonl").read_text().splitlines()], [got[0], got[2], got[3]])
+    qa = run(["run", "--task", "question-answering", "--model", str(folders["question-answering"])],
+             stdin='{"question": "Who?", "context": "Mozart lived in Vienna."}\n{not json\n[1]\n')
+    assert qa.returncode == 1
+    records = [json.loads(line) for line in qa.stdout.splitlines()]
+    assert "answer" in records[0] and records[1]["line"] == 2 and "not a JSON object" in records[1]["error"]
+    assert records[2] == {"line": 3, "error": "expected a JSON object, got list"}
+
+
+def test_output_file_streams_as_partial_and_lands_with_normal_permissions(folders, tmp_path):
+    """Results appear in OUT.partial chunk by chunk (batch-size x 8 lines); the finished file replaces OUT,
+    0644 under umask 022 (not a temp file's 0600); a symlink at OUT is written through, not replaced; SIGTERM
+    leaves OUT as it was and no temp file."""
+    real = tmp_path / "store" / "results.jsonl"
+    real.parent.mkdir()
+    real.write_text("old\n")
+    link = tmp_path / "out.jsonl"
+    link.symlink_to(real)
+    partial = real.with_name("results.jsonl.partial")
+
+    def start_and_feed_one_chunk():
+        proc = subprocess.Popen([*roberta_command(), "run", "--task", "fill-mask", "--model",
+                                 str(folders["fill-mask"]), "--batch-size", "1", "--output", str(link)],
+                                stdin=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env={**os.environ, **ENV},
+                                umask=0o022)
+        proc.stdin.write("".join(TEXTS[i % 4] + "\n" for i in range(8)))  # one chunk
+        proc.stdin.flush()
+        deadline = time.monotonic() + 120
+        while not (partial.exists() and len(partial.read_text().splitlines()) == 8) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert len(partial.read_text().splitlines()) == 8  # visible while the run waits for more input
+        assert real.read_text() == "old\n"  # the destination is untouched until the end
+        return proc
+
+    proc = start_and_feed_one_chunk()
+    proc.send_signal(signal.SIGTERM)  # stopped halfway: no partial file left, the old result intact
+    assert proc.wait(timeout=120) == 143 and "interrupted" in proc.stderr.read()
+    assert real.read_text() == "old\n" and sorted(p.name for p in real.parent.iterdir()) == ["results.jsonl"]
+    proc.stdin.close()
+    proc.stderr.close()
+    proc = start_and_feed_one_chunk()
+    proc.stdin.write(TEXTS[0] + "\n")
+    proc.stdin.close()
+    assert proc.wait(timeout=120) == 0, proc.stderr.read()
+    proc.stderr.close()
+    assert link.is_symlink() and len(real.read_text().splitlines()) == 9 and not partial.exists()
+    assert stat.S_IMODE(real.stat().st_mode) == 0o644
+
+
+def test_output_problems_are_caught_before_the_model_loads(tmp_path):
+    (tmp_path / "dir").mkdir()
+    for output, needle in [(tmp_path / "no" / "out.jsonl", "does not exist"), (tmp_path / "dir", "is a folder")]:
+        result = run(["run", "--task", "fill-mask", "--model", "/no/such/model", "--output", str(output)], stdin="")
+        assert result.returncode == 2 and needle in result.stderr and "/no/such/model" not in result.stderr
 
 
 def test_question_answering_json_lines(folders):

@@ -4,9 +4,10 @@
     roberta run --task question-answering --model ./my-squad-model --input questions.jsonl --output answers.jsonl
 
 Compatible with the flags of transformers v4's `transformers run` (--task, --model, --tokenizer, --input,
---output, --device), plus --dtype, --batch-size, --top-k and --progress. Differences on purpose: the trailing
-newline is not part of an input, output is JSON lines (not a printed Python list), inputs are batched and
-streamed (a chunk of batch-size x 8 lines at a time), and --output is written atomically (temp file + rename).
+--output, --device), plus --dtype, --batch-size, --top-k, --on-error and --progress. Differences on purpose: the
+trailing newline is not part of an input, output is JSON lines (not a printed Python list), inputs are batched
+and streamed (a chunk of batch-size x 8 lines at a time, flushed after each chunk), a bad line costs only
+itself (--on-error), and --output is written as OUTPUT.partial, renamed onto OUTPUT once complete.
 """
 from __future__ import annotations
 
@@ -16,11 +17,13 @@ import itertools
 import json
 import os
 import sys
-import tempfile
+
+from roberta._io import atomic_open, write_target
 
 from . import SUPPORTED_TASKS, TASK_ALIASES, get_supported_tasks, normalize_task
 
 _CHUNK_BATCHES = 8  # lines read ahead = batch size x this: enough to sort by length, small enough to stream
+_LINE_ERRORS = (ValueError, KeyError, TypeError, IndexError)  # what a bad input line raises (not a broken setup)
 _TOP_K_TASKS = {"fill-mask", "text-classification", "question-answering"}
 
 
@@ -60,6 +63,10 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                              "memory, slower at small batches)")
     parser.add_argument("--quantize", default=None, choices=["int8", "int8_weight_only"],
                         help="int8 encoder matmuls (dynamic activations), or int8 weights only (see roberta.quantization)")
+    parser.add_argument("--on-error", default="record", choices=["record", "skip", "stop"],
+                        help="a line that fails: record writes {\"line\": N, \"error\": ...} in its place (default; "
+                             "output stays one line per input), skip leaves it out, stop ends the run with exit 2 "
+                             "(no --output file written). Exit code 1 when lines were recorded or skipped")
     parser.add_argument("--progress", action="store_true", help="show a progress bar on stderr (default: when stderr is a terminal)")
     parser.set_defaults(func=run_command)
     return parser
@@ -68,6 +75,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run_command(args) -> int:
     try:
         task, call_kwargs = _task_options(args)
+        _check_output(args.output)
         pipe = _build(args, task)
     except Exception as err:  # a bad model path, id, dtype or flag: one line, no traceback
         return _fail(err)
@@ -117,41 +125,85 @@ def _build(args, task):
 
 
 def _stream(pipe, task, call_kwargs, source, args) -> int:
-    out, tmp_path = _open_output(args.output)
+    """Read lines, run them a chunk at a time, write one JSON line per input; return the exit code."""
     bar = _progress(args)
-    ok = False
+    failed: list[str] = []
     try:
-        lines = enumerate(source, start=1)
-        chunk_size = args.batch_size * _CHUNK_BATCHES
-        while True:
-            chunk = list(itertools.islice(lines, chunk_size))
-            if not chunk:
-                break
-            items = [_parse(task, text, number) for number, text in chunk]
-            try:
-                results = list(pipe(iter(items), **call_kwargs))
-            except (ValueError, KeyError, TypeError) as err:
-                raise UsageError(_locate(pipe, items, chunk, call_kwargs) or str(err)) from None
-            out.write("".join(json.dumps(r, ensure_ascii=False, default=_jsonable) + "\n" for r in results))
-            out.flush()
-            if bar is not None:
-                bar.update(len(chunk))
-        ok = True
+        with _open_output(args.output) as out:
+            lines = enumerate(source, start=1)
+            chunk_size = args.batch_size * _CHUNK_BATCHES
+            while chunk := list(itertools.islice(lines, chunk_size)):
+                for number, result, error in _run_chunk(pipe, task, call_kwargs, chunk):
+                    if error is not None:
+                        if args.on_error == "stop":
+                            raise UsageError(f"line {number}: {error}")
+                        failed.append(f"line {number}: {error}")
+                        if args.on_error == "skip":
+                            print(f"roberta run: skipped line {number}: {error}", file=sys.stderr)
+                            continue
+                        result = {"line": number, "error": error}
+                    out.write(json.dumps(result, ensure_ascii=False, default=_jsonable) + "\n")
+                out.flush()  # a reader sees each chunk's results as soon as they exist
+                if bar is not None:
+                    bar.update(len(chunk))
     except BrokenPipeError:  # `roberta run ... | head`: the reader left, nothing more to do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
-        ok = True
         return 0
     finally:
         if bar is not None:
             bar.close()
-        if out is not sys.stdout:
-            out.close()
-        if tmp_path is not None:
-            if ok:
-                os.replace(tmp_path, args.output)
-            else:
-                os.unlink(tmp_path)
+    if failed:
+        how = "recorded as {\"line\", \"error\"} objects" if args.on_error == "record" else "left out"
+        print(f"roberta run: {len(failed)} input line(s) failed, {how} (first: {failed[0]})", file=sys.stderr)
+        return 1
     return 0
+
+
+def _run_chunk(pipe, task, call_kwargs, chunk):
+    """(line number, result, error message) per input line of `chunk`, in order.
+
+    The chunk runs as one batched call; when that fails, lines that fail on their own get an error and the
+    others are run again without them, so one bad line costs only itself.
+    """
+    items, errors = {}, {}
+    for number, text in chunk:
+        try:
+            items[number] = _parse(task, text, number)
+        except UsageError as err:
+            errors[number] = str(err).split(": ", 1)[1]  # the "line N: " prefix is added by the caller
+    results = _try_batch(pipe, items, call_kwargs)
+    if results is None:
+        params = {**pipe._defaults, **pipe._sanitize_parameters(**call_kwargs)}
+        for number, item in list(items.items()):
+            try:
+                pipe.preprocess(item, params)  # the usual culprit, and cheap: tokenization only
+            except _LINE_ERRORS as err:
+                errors[number] = _message(err)
+                del items[number]
+        results = _try_batch(pipe, items, call_kwargs)
+    if results is None:  # a failure after preprocessing: find the culprit(s) line by line
+        results = {}
+        for number, item in items.items():
+            try:
+                results[number] = next(iter(pipe(iter([item]), **call_kwargs)))
+            except _LINE_ERRORS as err:
+                errors[number] = _message(err)
+    for number, _ in chunk:
+        yield number, results.get(number), errors.get(number)
+
+
+def _try_batch(pipe, items: dict, call_kwargs) -> dict | None:
+    try:
+        return dict(zip(items, pipe(iter(items.values()), **call_kwargs)))
+    except _LINE_ERRORS:
+        return None
+
+
+def _message(err: Exception) -> str:
+    text = str(err).strip()
+    if isinstance(err, KeyError) and len(err.args) == 1 and isinstance(err.args[0], str):
+        text = err.args[0]
+    return text.splitlines()[0] if text else type(err).__name__
 
 
 def _parse(task, line: str, number: int):
@@ -169,28 +221,31 @@ def _parse(task, line: str, number: int):
     return text
 
 
-def _locate(pipe, items, chunk, call_kwargs) -> str | None:
-    """Name the input line that made the chunk fail, by preprocessing each line alone."""
-    params = {**pipe._defaults, **pipe._sanitize_parameters(**call_kwargs)}
-    for item, (number, _) in zip(items, chunk):
-        try:
-            pipe.preprocess(item, params)
-        except (ValueError, KeyError, TypeError) as err:
-            return f"line {number}: {err}"
-    return None
-
-
 def _open_output(path):
-    """stdout, or a temp file beside `path` that replaces it only when every line was written."""
+    """stdout; or a file written as PATH.partial (follow its progress there) renamed onto PATH at the end.
+
+    Any failure removes PATH.partial and leaves an existing PATH as it was: a file at PATH is always a
+    complete result. A symlink at PATH is written through; /dev/null or a FIFO is written directly.
+    """
     if path is None:
-        return sys.stdout, None
-    if os.path.exists(path) and not os.path.isfile(path):  # /dev/null, a FIFO: write through, never replace it
-        return open(path, "w", encoding="utf-8"), None
-    folder = os.path.dirname(os.path.abspath(path))
+        return contextlib.nullcontext(sys.stdout)
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        return open(path, "w", encoding="utf-8")
+    _check_output(path)
+    return atomic_open(path, "w", temp_path=write_target(path) + ".partial")
+
+
+def _check_output(path) -> None:
+    """Refuse an --output that cannot be written, before the model loads."""
+    if path is None:
+        return
+    try:
+        target = write_target(path)
+    except OSError as err:
+        raise UsageError(f"cannot write --output: {err}") from None
+    folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder):
         raise UsageError(f"cannot write --output: folder {folder!r} does not exist")
-    fd, tmp_path = tempfile.mkstemp(prefix=".roberta-run-", suffix=".tmp", dir=folder)
-    return os.fdopen(fd, "w", encoding="utf-8"), tmp_path
 
 
 def _progress(args):
