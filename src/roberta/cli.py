@@ -53,11 +53,13 @@ def describe(err: BaseException) -> str:
         text = err.args[0]  # str(KeyError) wraps its message in quotes
     if isinstance(err, MemoryError):
         return "out of memory" + (f": {text}" if text else "")
-    lines = text.splitlines() or [type(err).__name__]
+    if not text:
+        return type(err).__name__
+    lines = text.splitlines()
     if len(lines) > _MAX_LINES:
         lines = lines[:_MAX_LINES] + ["..."]
     message = "\n  ".join(lines)
-    return message if isinstance(err, _BAD_INPUT) and text else f"{type(err).__name__}: {message}"
+    return message if isinstance(err, _BAD_INPUT) else f"{type(err).__name__}: {message}"
 
 
 def main(argv: list[str] | None = None) -> int:

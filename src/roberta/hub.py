@@ -7,7 +7,10 @@ token behave the same everywhere.
 from __future__ import annotations
 
 import os
+import socket
+import time
 from pathlib import Path
+from urllib.parse import urlsplit
 
 
 class ResolveError(OSError):
@@ -47,19 +50,21 @@ def resolve_file(
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
     offline = local_files_only or os.environ.get("HF_HUB_OFFLINE", "0").upper() in {"1", "ON", "YES", "TRUE"}
+    unreachable = None if offline else hub_unreachable()
     try:
         return hf_hub_download(
             repo_id=path_or_id,
             filename=filename,
             cache_dir=os.fspath(cache_dir) if cache_dir is not None else None,
             revision=revision,
-            local_files_only=offline,
+            local_files_only=offline or unreachable is not None,  # no 30 s of "Retrying" per file
             token=token,
         )
     except LocalEntryNotFoundError:
         if not required and _repo_cached(path_or_id, cache_dir, revision):
             return None
-        where = "offline mode is on (HF_HUB_OFFLINE / local_files_only)" if offline else "the hub could not be reached"
+        where = "offline mode is on (HF_HUB_OFFLINE / local_files_only)" if offline else \
+            f"the hub could not be reached ({unreachable or 'connection failed'})"
         if required:
             raise ResolveError(
                 f"{filename} of {path_or_id!r} is not in the local hub cache and {where}. "
@@ -72,6 +77,37 @@ def resolve_file(
         return None
     except RepositoryNotFoundError:
         raise ResolveError(f"{path_or_id!r} is not a local folder and no hub repo of that name was found") from None
+
+
+_PROBE_TTL_S = 60.0
+_probes: dict[tuple[str, int], tuple[float, str | None]] = {}
+
+
+def hub_unreachable() -> str | None:
+    """Why the hub endpoint cannot be reached (one TCP connect, at most 3 s, remembered for a minute), or None.
+
+    huggingface_hub retries a failed connection five times with back-off (~25 s) for every file, so a model
+    load with no network took minutes. Behind a proxy the direct probe means nothing: we skip it there.
+    """
+    if any(os.environ.get(name) for name in ("HTTPS_PROXY", "https_proxy", "HTTP_PROXY", "http_proxy",
+                                             "ALL_PROXY", "all_proxy")):
+        return None
+    from huggingface_hub import constants
+
+    url = urlsplit(constants.ENDPOINT)
+    if not url.hostname:
+        return None
+    key = (url.hostname, url.port or (443 if url.scheme == "https" else 80))
+    now = time.monotonic()
+    if key in _probes and now - _probes[key][0] < _PROBE_TTL_S:
+        return _probes[key][1]
+    try:
+        socket.create_connection(key, timeout=3).close()
+        reason = None
+    except OSError as err:
+        reason = f"{key[0]}:{key[1]}: {err.strerror or err}"
+    _probes[key] = (now, reason)
+    return reason
 
 
 def _repo_cached(repo_id: str, cache_dir, revision) -> bool:
