@@ -275,6 +275,12 @@ def test_attention_mask_inferred_from_pad_tokens(models):
     assert torch.equal(got, ours.generate(ids, attention_mask=mask, max_new_tokens=5))
 
 
+def test_dynamic_cache_implementation_is_the_default_cache(models):
+    ours, theirs = models
+    ids, _ = batch(padding=None)
+    assert_same_output(*run_both(ours, theirs, ids, max_new_tokens=4, cache_implementation="dynamic"))
+
+
 def test_no_prompt_starts_from_bos(models):
     ours, theirs = models
     got, want = run_both(ours, theirs, None, max_new_tokens=4)
@@ -411,6 +417,20 @@ def test_generation_config_object_and_use_model_defaults(models):
     assert given.length_penalty == 1.0  # the call works on a copy
 
 
+def test_generation_config_file_keeps_unknown_keys_and_reads_transformers_files(tmp_path):
+    config = GenerationConfig(num_beams=4, my_setting="kept", roberta_positions=True)
+    config.save_pretrained(tmp_path)
+    data = json.loads((tmp_path / "generation_config.json").read_text())
+    assert data == {"num_beams": 4, "my_setting": "kept", "roberta_positions": True}
+    back = GenerationConfig.from_pretrained(tmp_path / "generation_config.json")
+    assert back == config and back.my_setting == "kept"
+    theirs = transformers.GenerationConfig.from_pretrained(tmp_path)  # transformers keeps what it does not know
+    assert theirs.num_beams == 4 and theirs.roberta_positions is True
+    transformers.GenerationConfig(do_sample=True, top_p=0.7, eos_token_id=[2, 5]).save_pretrained(tmp_path / "t")
+    ours = GenerationConfig.from_pretrained(tmp_path / "t")
+    assert (ours.do_sample, ours.top_p, ours.eos_token_id, ours.top_k) == (True, 0.7, [2, 5], 50)
+
+
 def test_invalid_generation_config_is_not_saved(tmp_path):
     with pytest.raises(ValueError, match="do_sample"):
         GenerationConfig(temperature=0.5).save_pretrained(tmp_path)
@@ -436,6 +456,7 @@ def test_invalid_generation_config_is_not_saved(tmp_path):
     (dict(foo=1), ValueError, r"model_kwargs` are not used by the model: \['foo'\]"),
     (dict(position_ids=torch.zeros(3, 9, dtype=torch.long)), ValueError, "computes position_ids"),
     (dict(num_beam_groups=2, num_beams=2), NotImplementedError, r"does not implement \['num_beam_groups'\]"),
+    (dict(cache_implementation="static"), NotImplementedError, r"does not implement \['cache_implementation'\]"),
     (dict(streamer=object()), NotImplementedError, "streamer"),
     (dict(encoder_hidden_states=torch.zeros(3, 4, 32)), ValueError, "add_cross_attention=True"),
 ])

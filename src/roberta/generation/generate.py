@@ -31,6 +31,11 @@ _UNSUPPORTED_ARGUMENTS = ("prefix_allowed_tokens_fn", "synced_gpus", "assistant_
                           "assistant_tokenizer", "tokenizer")
 
 
+# cache_implementation values that name the growing cache the model keeps anyway (a static, offloaded or
+# quantized cache would change memory behaviour, so those raise)
+_DYNAMIC_CACHES = ("dynamic", "dynamic_full")
+
+
 def resolve_config(model, generation_config: Optional[GenerationConfig], use_model_defaults: Optional[bool],
                    kwargs: dict) -> tuple[GenerationConfig, dict]:
     """-> (a private GenerationConfig for this call, the keyword arguments that are model inputs).
@@ -55,7 +60,8 @@ def resolve_config(model, generation_config: Optional[GenerationConfig], use_mod
 
 
 def _check_supported(config: GenerationConfig, model_kwargs: dict, model) -> None:
-    chosen = [k for k in UNSUPPORTED if getattr(config, k) != DEFAULTS[k]]
+    chosen = [k for k in UNSUPPORTED if getattr(config, k) != DEFAULTS[k]
+              and not (k == "cache_implementation" and getattr(config, k) in _DYNAMIC_CACHES)]
     if chosen:
         raise NotImplementedError(
             f"generate() does not implement {chosen}. It offers greedy search, sampling (temperature, top_k, top_p), "
