@@ -115,7 +115,7 @@ def test_saved_int8_model_loads_without_requantizing(tmp_path, monkeypatch):
 
 
 # ---- accuracy gates on the embedded model and held-out text (issue 15) -----------------------------------
-def _heldout_batches(tokenizer):
+def heldout_batches(tokenizer):
     """Masked blocks of the held-out sample, exactly as scripts/embedded_eval.py builds them (15%, seed 0)."""
     import importlib.util
     from pathlib import Path
@@ -151,7 +151,7 @@ def embedded():
 
     path = default_model_path()
     tokenizer = RobertaTokenizerFast.from_pretrained(path)
-    return path, RobertaForMaskedLM.from_pretrained(path).eval(), _heldout_batches(tokenizer)
+    return path, RobertaForMaskedLM.from_pretrained(path).eval(), heldout_batches(tokenizer)
 
 
 @pytest.mark.parametrize("scheme", ["int8", "int8_weight_only"])

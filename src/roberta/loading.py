@@ -475,6 +475,9 @@ def load_model(cls, pretrained_model_name_or_path, *model_args, config=None, dty
         from roberta.quantization import quantize
 
         quantize(model, quantization_config)
+    elif target_dtype == torch.bfloat16 and all(d.type == "cpu" for d in placement.values()) \
+            and hasattr(model, "pack_weights"):
+        model.pack_weights()  # bf16 on CPU: packed for the matrix units (or float32 compute; see modeling/fused.py)
     if output_loading_info:
         info = {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": [m[0] for m in mismatched],
                 "error_msgs": []}

@@ -185,5 +185,13 @@ def prepare_quantized_load(model: nn.Module, saved) -> None:
                                          config.activations, device=linear.weight.device))
 
 
+def fastest_cpu_dtype() -> torch.dtype:
+    """The fastest float dtype on this CPU within the accuracy gates (tests/test_bf16.py): bfloat16 where the CPU
+    multiplies bf16 natively (AVX512-BF16, AMX), else float32. (`roberta run --dtype auto` on CPU.)"""
+    from roberta.modeling.fused import native_bf16
+
+    return torch.bfloat16 if native_bf16() else torch.float32
+
+
 def is_quantized(model: nn.Module) -> bool:
     return any(isinstance(m, Int8Linear) for m in model.modules())

@@ -121,13 +121,15 @@ class RobertaPreTrainedModel(nn.Module):
                     or cfg.is_decoder or (getattr(cfg, "position_embedding_type", None) or "absolute") != "absolute")
 
     def pack_weights(self, enable: bool = True) -> int:
-        """CPU float32 inference: keep a oneDNN-packed copy of every encoder matmul weight and run the encoder
+        """CPU float32 / bfloat16 inference: keep a oneDNN-packed copy of every encoder matmul weight and run the encoder
         on it in blocks of at most 1536 token rows (a large batch goes a few sequences at a time, each block's
         intermediates staying in cache): the forward over batch-1 fill-mask inputs ~1.08x, batch-32 fill-mask 1.26x,
         at the cost of those weights' memory again (~340 MB for roberta-base). The pipelines call this on CPU in
         float32. Outputs differ from the plain path by rounding only (~1e-6). A weight changed after packing is
-        noticed and served unpacked. enable=False drops the copies. -> the number of layers that hold a packed copy
-        (0 where this torch has no oneDNN or the weights are not float32 on CPU)."""
+        noticed and served unpacked. enable=False drops the copies. bfloat16 weights are packed as bf16 where the CPU
+        multiplies bf16 natively, else as float32 copies (float32 compute; see roberta.modeling.fused.pack);
+        from_pretrained(dtype=torch.bfloat16) calls this on CPU. -> the number of layers that hold a packed copy
+        (0 where this torch has no oneDNN or the weights are not float32/bfloat16 on CPU)."""
         from . import fused
 
         layers = [m for name, m in self.named_modules() if ".encoder.layer." in f".{name}." and

@@ -107,7 +107,7 @@ class Pipeline:
             self.model = model.to(self.device)
         self.model.eval()
         if pack_weights and self.device.type == "cpu" and hasattr(self.model, "pack_weights"):
-            packed = self.model.pack_weights()  # CPU float32 only; see RobertaPreTrainedModel.pack_weights
+            packed = self.model.pack_weights()  # CPU float32 / bf16; see RobertaPreTrainedModel.pack_weights
             logger.info("Packed %d matmul weights for CPU inference", packed)
         self.batch_size = _check_batch_size(batch_size if batch_size is not None else 1)
         self.max_length = usable_max_length(tokenizer, getattr(model, "config", None))

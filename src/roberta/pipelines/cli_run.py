@@ -48,7 +48,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--tokenizer", default=None, metavar="PATH_OR_ID", help="tokenizer folder or hub id (default: --model)")
     parser.add_argument("--device", default="cpu", help="cpu (default), N or cuda:N (-1 also means cpu)")
     parser.add_argument("--dtype", default=None, choices=["auto", "float32", "float16", "bfloat16"],
-                        help="weights dtype (default: as saved, float32 for most models)")
+                        help="weights dtype (default: as saved, float32 for most models); auto on CPU: bfloat16 where "
+                             "the CPU has native bf16 (AVX512-BF16/AMX), else float32")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="inputs per forward pass (default 8)")
     parser.add_argument("--input", default=None, metavar="FILE", help="input file, one input per line (default: stdin)")
     parser.add_argument("--output", default=None, metavar="FILE", help="output file of JSON lines (default: stdout)")
@@ -119,7 +120,12 @@ def _task_options(args) -> tuple[str, dict]:
 def _build(args, task):
     from . import pipeline
 
-    return pipeline(task, model=args.model, tokenizer=args.tokenizer, device=args.device, dtype=args.dtype,
+    dtype = args.dtype
+    if dtype == "auto" and str(args.device) in ("cpu", "-1"):  # the fastest precision this CPU runs within the gates
+        from roberta.quantization import fastest_cpu_dtype
+
+        dtype = fastest_cpu_dtype()
+    return pipeline(task, model=args.model, tokenizer=args.tokenizer, device=args.device, dtype=dtype,
                     batch_size=args.batch_size, pack_weights=args.pack_weights,
                     quantization_config=getattr(args, "quantize", None))
 
