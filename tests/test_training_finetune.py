@@ -161,3 +161,61 @@ def test_data_files_and_errors(base, tmp_path):
     assert len(pieces[0]) > 1
     assert item["input_ids"] == [tok.bos_token_id] + pieces[0] + pieces[1] + [tok.eos_token_id]
     assert item["labels"] == [-100, 0] + [-100] * (len(pieces[0]) - 1) + [1] + [-100] * len(pieces[1])
+
+
+# -- bad data is refused up front, naming file, row and column ---------------------------------------------------
+BAD_DATA = [  # (task, file name, content, error type, message)
+    ("sequence-classification", "t.csv", "text,label\na fox,yes\na dog,\n", ValueError,
+     r"t.csv, row 2, column 'label' is empty"),
+    ("sequence-classification", "t.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": null}\n', ValueError,
+     r"t.jsonl, row 2, column 'label' is empty \(null\)"),
+    ("sequence-classification", "t.jsonl", '{"text": "a", "text_pair": "x", "label": 1}\n{"text": "b", "label": 0}\n',
+     ValueError, r"t.jsonl, row 2, column 'text_pair' is empty, but row 1 has one"),
+    ("sequence-classification", "t.csv", "text,label\na,0.5\nb,NaN\n", ValueError, r"t.csv, row 2, column 'label' is nan"),
+    ("sequence-classification", "t.jsonl", '{"text": "a", "label": 0.5}\n{"text": "b", "label": Infinity}\n',
+     ValueError, r"row 2, column 'label' is inf"),
+    ("sequence-classification", "t.csv", "text,label\na,0\nb,1\nc,1e9\n", ValueError,
+     r"t.csv, row 3, column 'label': class id 1000000000.0 for 3 distinct labels; class ids count from 0"),
+    ("sequence-classification", "t.jsonl", '{"text": "a", "label": 0}\n{"text": "b", "label": -1}\n', ValueError,
+     r"row 2, column 'label': class id -1"),
+    ("sequence-classification", "t.csv", "text\na\n", KeyError, r"t.csv, row 1, column 'label' is missing"),
+    ("token-classification", "t.jsonl", '{"tokens": ["a", "b"], "tags": ["X", ""]}\n', ValueError,
+     r"t.jsonl, row 1, column 'tags' is empty"),
+    ("question-answering", "t.jsonl", '{"question": "q", "context": "abc", "answer_start": "x", "answer_text": "a"}\n',
+     ValueError, r"row 1, column 'answer_start': 'x' is not a character offset"),
+    ("multiple-choice", "t.jsonl", '{"choices": ["a", "b"], "label": 2}\n', ValueError,
+     r"row 1, column 'label': 2 is not a choice index \(0..1\)"),
+    ("sequence-classification", "t.jsonl", '{"text": "a", "label": 1}\n{"text": "b", "label": 0,}\n', ValueError,
+     r"t.jsonl, line 2: not valid JSON"),
+    ("sequence-classification", "t.jsonl", '{"text": "a", "label": 1}\n[1, 2]\n', ValueError,
+     r"t.jsonl, line 2: expected a JSON object, got list"),
+    ("sequence-classification", "t.json", '{"rows": []}', ValueError, r"t.json: expected a list of records"),
+]
+
+
+@pytest.mark.parametrize("task, name, content, error, message", BAD_DATA)
+def test_bad_training_data_names_file_row_and_column(base, tmp_path, task, name, content, error, message):
+    from roberta.training.finetuning import label_names, load_records, load_task_dataset
+
+    path = tmp_path / name
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(error, match=message):
+        records = load_records(path)
+        names = label_names(task, records, str(path))
+        label2id = {n if isinstance(n, int) else str(n): i for i, n in enumerate(names)} if names else None
+        load_task_dataset(task, path, base[1], label2id=label2id)
+
+
+def test_finetune_rejects_bad_data_before_training(base, tmp_path):
+    """Through finetune(): a NaN regression label and an unknown eval label stop before any training."""
+    (tmp_path / "train.jsonl").write_text('{"text": "a", "label": 0.5}\n{"text": "b", "label": NaN}\n')
+    with pytest.raises(ValueError, match=r"train.jsonl, row 2, column 'label' is nan"):
+        _run(base, "sequence-classification", tmp_path / "train.jsonl", None, tmp_path)
+    (tmp_path / "train.csv").write_text("text,label\na,yes\nb,no\n")
+    (tmp_path / "eval.csv").write_text("text,label\na,yes\nb,maybe\n")
+    with pytest.raises(ValueError, match=r"eval.csv, row 2, column 'label': unknown label 'maybe'"):
+        _run(base, "sequence-classification", tmp_path / "train.csv", tmp_path / "eval.csv", tmp_path)
+    assert not (tmp_path / "out").exists()
+    (tmp_path / "bin.csv").write_bytes(b"text,label\na,yes\n\xff\xfe,no\n")
+    with pytest.raises(ValueError, match=r"bin.csv, line 3: not UTF-8 text"):
+        _run(base, "sequence-classification", tmp_path / "bin.csv", None, tmp_path)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import math
 import os
 from pathlib import Path
 
@@ -31,30 +32,67 @@ MODEL_CLASS = {
 def load_records(source) -> list[dict]:
     """A .csv / .json (list of records) / .jsonl file, or a list of dicts as is."""
     if not isinstance(source, (str, os.PathLike)):
-        return [dict(r) for r in source]
+        records = [r for r in source]
+        for i, r in enumerate(records):
+            if not isinstance(r, dict):
+                raise TypeError(f"records row {i + 1}: expected a dict of fields, got {type(r).__name__}")
+        return [dict(r) for r in records]
     path = Path(source)
     if not path.is_file():
         raise FileNotFoundError(f"data file not found: {path}")
     suffix = path.suffix.lower()
-    with open(path, encoding="utf-8") as f:
-        if suffix == ".csv":
-            return list(csv.DictReader(f))
-        if suffix == ".json":
-            text = f.read()
+    if suffix not in (".csv", ".json", ".jsonl"):
+        raise ValueError(f"unsupported data file {path}: use .csv, .json or .jsonl")
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as err:
+        line = path.read_bytes()[: err.start].count(b"\n") + 1
+        raise ValueError(f"{path}, line {line}: not UTF-8 text ({err.reason})") from None
+    if suffix == ".csv":
+        return list(csv.DictReader(text.splitlines(keepends=True)))
+    if suffix == ".json":
+        try:
+            data = json.loads(text)
+        except json.JSONDecodeError:
+            data = None  # JSON lines in a .json file
+        if data is not None:
+            if isinstance(data, dict) and isinstance(data.get("data"), list):
+                data = data["data"]
+            if not isinstance(data, list):
+                raise ValueError(f"{path}: expected a list of records (or {{\"data\": [...]}}), got {type(data).__name__}")
+            return _dict_rows(data, path, "row")
+    rows = []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if line.strip():
             try:
-                data = json.loads(text)
-                return data if isinstance(data, list) else data["data"]
-            except json.JSONDecodeError:
-                return [json.loads(line) for line in text.splitlines() if line.strip()]
-        if suffix == ".jsonl":
-            return [json.loads(line) for line in f if line.strip()]
-    raise ValueError(f"unsupported data file {path}: use .csv, .json or .jsonl")
+                rows.append((number, json.loads(line)))
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}, line {number}: not valid JSON ({err.msg})") from None
+    for number, row in rows:
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}, line {number}: expected a JSON object, got {type(row).__name__}")
+    return [row for _, row in rows]
 
 
-def _field(record: dict, name: str, index: int):
+def _dict_rows(rows: list, path, unit: str) -> list[dict]:
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise ValueError(f"{path}, {unit} {i + 1}: expected a JSON object, got {type(row).__name__}")
+    return rows
+
+
+def _where(source, index: int, column: str) -> str:
+    """How an error names a cell: file (or "records"), row counted from 1 (a CSV header is not a row), column."""
+    return f"{source or 'records'}, row {index + 1}, column {column!r}"
+
+
+def _field(record: dict, name: str, index: int, source=None):
     if name not in record:
-        raise KeyError(f"record {index} has no {name!r} field (fields: {sorted(record)})")
-    return record[name]
+        raise KeyError(f"{_where(source, index, name)} is missing (the row has: {', '.join(sorted(record))})")
+    value = record[name]
+    if value is None:
+        raise ValueError(f"{_where(source, index, name)} is empty (null)")
+    return value
 
 
 def _as_list(value) -> list:
@@ -75,73 +113,130 @@ def _label_value(value):
     return value
 
 
-def label_names(task: str, records: list[dict]) -> list | None:
-    """Label names in id order, from the training records (None for QA, multiple choice and regression)."""
-    if task == "sequence-classification":
-        values = {_label_value(_field(r, "label", i)) for i, r in enumerate(records)}
-        if all(isinstance(v, (int, float)) for v in values):
-            if any(isinstance(v, float) and not float(v).is_integer() for v in values):
-                return None  # regression
-            return list(range(int(max(values)) + 1))
-        return sorted(str(v) for v in values)
-    if task == "token-classification":
-        values = {_label_value(t) for i, r in enumerate(records) for t in _as_list(_field(r, "tags", i))}
-        if all(isinstance(v, int) for v in values):
-            return list(range(max(values) + 1))
-        return sorted(str(v) for v in values)
-    return None
-
-
-def _label_id(value, label2id: dict | None):
+def _checked_label(value, where: str):
+    """A label as a number or name; empty, NaN and infinite labels are errors (they would train silently)."""
+    if value is None or (isinstance(value, str) and not value.strip()):
+        raise ValueError(f"{where} is empty: every row needs a label")
     value = _label_value(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"{where} is {value}: labels must be finite numbers or names")
+    if not isinstance(value, (str, int, float)):
+        raise ValueError(f"{where}: a label must be a name or a number, got {type(value).__name__}")
+    return value
+
+
+def _labels_of(task: str, records: list[dict], source) -> dict:
+    """Each distinct label -> (row, column) of its first occurrence."""
+    seen: dict = {}
+    for i, r in enumerate(records):
+        if task == "sequence-classification":
+            values, column = [_field(r, "label", i, source)], "label"
+        else:
+            values, column = _as_list(_field(r, "tags", i, source)), "tags"
+        for value in values:
+            value = _checked_label(value, _where(source, i, column))
+            seen.setdefault(value, (i, column))
+    return seen
+
+
+def label_names(task: str, records: list[dict], source=None) -> list | None:
+    """Label names in id order, from the training records (None for QA, multiple choice and regression).
+
+    Integer labels are class ids 0..N-1. Ids far beyond the number of distinct labels (1e9 in a column of
+    0s and 1s) are an error rather than a model with a billion outputs.
+    """
+    if task not in ("sequence-classification", "token-classification"):
+        return None
+    seen = _labels_of(task, records, source)
+    values = set(seen)
+    if not all(isinstance(v, (int, float)) for v in values):
+        return sorted({str(v) for v in values})
+    if task == "sequence-classification" and any(isinstance(v, float) and not v.is_integer() for v in values):
+        return None  # regression
+    for value in values:
+        if not (isinstance(value, int) or float(value).is_integer()):
+            raise ValueError(f"{_where(source, *seen[value])}: class id {value} is not a whole number")
+    low, high = min(values), max(values)
+    limit = max(_MAX_CLASSES_FREE, 10 * len(values))
+    if low < 0 or high >= limit:
+        bad = low if low < 0 else high
+        raise ValueError(f"{_where(source, *seen[bad])}: class id {bad} for {len(values)} distinct labels; class ids "
+                         f"count from 0 (0..N-1), or use label names (--labels to fix their order)")
+    return list(range(int(high) + 1))
+
+
+_MAX_CLASSES_FREE = 1024  # integer class ids up to this need no justification
+
+
+def _label_id(value, label2id: dict | None, where: str):
+    value = _checked_label(value, where)
     if label2id is None:
+        if not isinstance(value, (int, float)):
+            raise ValueError(f"{where}: {value!r} is not a number (the training labels are regression targets)")
         return float(value)
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
     key = value if isinstance(value, int) and value in label2id else str(value)
     if key not in label2id:
-        raise ValueError(f"unknown label {value!r}; known labels: {sorted(map(str, label2id))}")
+        raise ValueError(f"{where}: unknown label {value!r}; known labels: {sorted(map(str, label2id))}")
     return label2id[key]
 
 
-def load_task_dataset(task: str, records, tokenizer, max_length: int = 256, label2id: dict | None = None) -> list[dict]:
-    """Records -> list of model-input dicts (input_ids, attention_mask and the task's label keys)."""
+def load_task_dataset(task: str, records, tokenizer, max_length: int = 256, label2id: dict | None = None,
+                      source=None) -> list[dict]:
+    """Records -> list of model-input dicts (input_ids, attention_mask and the task's label keys).
+
+    Every row is checked first; an error names the file (`source`, or the path given), row and column.
+    """
+    if source is None and isinstance(records, (str, os.PathLike)):
+        source = os.fspath(records)
     records = load_records(records)
     if not records:
-        raise ValueError("no records in the data")
+        raise ValueError(f"no records in {source or 'the data'}")
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     out = []
     if task == "sequence-classification":
-        texts = [str(_field(r, "text", i)) for i, r in enumerate(records)]
-        pairs = [str(r["text_pair"]) for r in records] if all(r.get("text_pair") not in (None, "") for r in records) else None
+        texts = [_text(_field(r, "text", i, source)) for i, r in enumerate(records)]
+        has_pair = [r.get("text_pair") not in (None, "") for r in records]
+        if any(has_pair) and not all(has_pair):
+            missing, present = has_pair.index(False), has_pair.index(True)
+            raise ValueError(f"{_where(source, missing, 'text_pair')} is empty, but row {present + 1} has one: "
+                             "give every row a text_pair, or none")
+        labels = [_label_id(_field(r, "label", i, source), label2id, _where(source, i, "label"))
+                  for i, r in enumerate(records)]
+        pairs = [_text(r["text_pair"]) for r in records] if all(has_pair) else None
         enc = tokenizer(texts, pairs, truncation=True, max_length=max_length) if pairs else \
             tokenizer(texts, truncation=True, max_length=max_length)
-        for i, r in enumerate(records):
-            out.append({"input_ids": enc["input_ids"][i], "labels": _label_id(_field(r, "label", i), label2id)})
+        out = [{"input_ids": ids, "labels": label} for ids, label in zip(enc["input_ids"], labels)]
     elif task == "token-classification":
         for i, r in enumerate(records):
-            words, tags = _as_list(_field(r, "tokens", i)), _as_list(_field(r, "tags", i))
+            words, tags = _as_list(_field(r, "tokens", i, source)), _as_list(_field(r, "tags", i, source))
             if len(words) != len(tags):
-                raise ValueError(f"record {i}: {len(words)} tokens but {len(tags)} tags")
-            pieces = tokenizer([" " + w for w in words], add_special_tokens=False)["input_ids"] if words else []
+                raise ValueError(f"{_where(source, i, 'tags')}: {len(words)} tokens but {len(tags)} tags")
+            tag_ids = [_label_id(tag, label2id, _where(source, i, "tags")) for tag in tags]
+            pieces = tokenizer([" " + _text(w) for w in words], add_special_tokens=False)["input_ids"] if words else []
             ids, labels = [bos], [-100]
-            for piece, tag in zip(pieces, tags):
+            for piece, tag in zip(pieces, tag_ids):
                 ids += piece
-                labels += [_label_id(tag, label2id)] + [-100] * (len(piece) - 1)
+                labels += [tag] + [-100] * (len(piece) - 1)
             ids, labels = ids[: max_length - 1] + [eos], labels[: max_length - 1] + [-100]
             out.append({"input_ids": ids, "labels": labels})
     elif task == "question-answering":
         for i, r in enumerate(records):
-            out.append(_qa_features(r, i, tokenizer, max_length))
+            out.append(_qa_features(r, i, tokenizer, max_length, source))
     elif task == "multiple-choice":
         for i, r in enumerate(records):
-            choices = [str(c) for c in _as_list(_field(r, "choices", i))] if not isinstance(r.get("choices"), str) \
-                else json.loads(r["choices"])
+            raw = _field(r, "choices", i, source)
+            choices = [_text(c) for c in (json.loads(raw) if isinstance(raw, str) else _as_list(raw))]
+            if not choices:
+                raise ValueError(f"{_where(source, i, 'choices')} is empty")
             first = r.get("question", r.get("context"))
-            enc = tokenizer([str(first)] * len(choices), choices, truncation=True, max_length=max_length) \
+            enc = tokenizer([_text(first)] * len(choices), choices, truncation=True, max_length=max_length) \
                 if first not in (None, "") else tokenizer(choices, truncation=True, max_length=max_length)
-            label = int(_label_value(_field(r, "label", i)))
-            if not 0 <= label < len(choices):
-                raise ValueError(f"record {i}: label {label} is not a valid choice index (0..{len(choices) - 1})")
-            out.append({"input_ids": enc["input_ids"], "labels": label})
+            label = _checked_label(_field(r, "label", i, source), _where(source, i, "label"))
+            if not (isinstance(label, (int, float)) and float(label).is_integer() and 0 <= label < len(choices)):
+                raise ValueError(f"{_where(source, i, 'label')}: {label!r} is not a choice index (0..{len(choices) - 1})")
+            out.append({"input_ids": enc["input_ids"], "labels": int(label)})
     else:
         raise ValueError(f"unknown task {task!r}; choose one of {sorted(MODEL_CLASS)}")
     for item in out:
@@ -150,18 +245,30 @@ def load_task_dataset(task: str, records, tokenizer, max_length: int = 256, labe
     return out
 
 
-def _qa_features(record: dict, index: int, tokenizer, max_length: int) -> dict:
-    question, context = str(_field(record, "question", index)), str(_field(record, "context", index))
-    start_char = int(_label_value(_field(record, "answer_start", index)))
-    answer = str(_field(record, "answer_text", index))
+def _text(value) -> str:
+    return value if isinstance(value, str) else str(value)
+
+
+def _qa_features(record: dict, index: int, tokenizer, max_length: int, source=None) -> dict:
+    question = _text(_field(record, "question", index, source))
+    context = _text(_field(record, "context", index, source))
+    start_char = _label_value(_field(record, "answer_start", index, source))
+    if isinstance(start_char, float) and start_char.is_integer():
+        start_char = int(start_char)
+    if not isinstance(start_char, int) or isinstance(start_char, bool) or not 0 <= start_char <= len(context):
+        raise ValueError(f"{_where(source, index, 'answer_start')}: {start_char!r} is not a character offset into "
+                         f"the context (0..{len(context)})")
+    answer = _text(_field(record, "answer_text", index, source))
     if context[start_char:start_char + len(answer)] != answer:
-        raise ValueError(f"record {index}: answer_text {answer!r} is not at answer_start {start_char} of the context")
+        raise ValueError(f"{_where(source, index, 'answer_text')}: {answer!r} is not at answer_start {start_char} "
+                         "of the context")
     q_ids = tokenizer(question, add_special_tokens=False)["input_ids"]
     c = tokenizer(context, add_special_tokens=False, return_offsets_mapping=True)
     bos, eos = tokenizer.bos_token_id, tokenizer.eos_token_id
     room = max_length - len(q_ids) - 4  # <s> q </s></s> c </s>
     if room < 1:
-        raise ValueError(f"record {index}: the question alone is longer than max_length={max_length}")
+        raise ValueError(f"{_where(source, index, 'question')}: the question alone is longer than "
+                         f"max_length={max_length}")
     c_ids, offsets = c["input_ids"][:room], c["offset_mapping"][:room]
     first = len(q_ids) + 3
     end_char = start_char + len(answer)
@@ -203,10 +310,13 @@ def finetune(task: str, model, train_file, output_dir, *, eval_file=None, tokeni
         raise ValueError("pass tokenizer= when model is a model object")
     tokenizer = load_tokenizer(tokenizer if tokenizer is not None else model)
     train_records = load_records(train_file)
-    names = labels if labels is not None else label_names(task, train_records)
+    train_source = os.fspath(train_file) if isinstance(train_file, (str, os.PathLike)) else "train records"
+    names = labels if labels is not None else label_names(task, train_records, train_source)
     label2id = {name if isinstance(name, int) else str(name): i for i, name in enumerate(names)} if names else None
-    train_dataset = load_task_dataset(task, train_records, tokenizer, max_length, label2id)
-    eval_dataset = load_task_dataset(task, eval_file, tokenizer, max_length, label2id) if eval_file is not None else None
+    train_dataset = load_task_dataset(task, train_records, tokenizer, max_length, label2id, source=train_source)
+    eval_dataset = load_task_dataset(task, eval_file, tokenizer, max_length, label2id,
+                                     source=None if isinstance(eval_file, (str, os.PathLike)) else "eval records") \
+        if eval_file is not None else None
     if isinstance(model, (str, os.PathLike)):
         overrides = {}
         if task in ("sequence-classification", "token-classification"):
