@@ -205,6 +205,24 @@ def test_greedy_dict_output_with_scores_and_logits(models):
     assert got.past_key_values.get_seq_length() == T + 4
 
 
+@pytest.mark.parametrize("options", [dict(), dict(num_beams=3, num_return_sequences=2)])
+@pytest.mark.parametrize("normalize", [False, True])
+def test_compute_transition_scores_matches_transformers(models, options, normalize):
+    ours, theirs = models
+    ids, mask = batch(padding="left")
+    kw = dict(attention_mask=mask, max_new_tokens=6, return_dict_in_generate=True, output_scores=True,
+              eos_token_id=frequent_tokens(ours, ids, attention_mask=mask), **options)
+    got, want = run_both(ours, theirs, ids, **kw)
+    beams = dict(beam_indices=want.beam_indices) if "num_beams" in options else {}
+    a = ours.compute_transition_scores(got.sequences, got.scores, normalize_logits=normalize,
+                                       **(dict(beam_indices=got.beam_indices) if beams else {}))
+    b = theirs.compute_transition_scores(want.sequences, want.scores, normalize_logits=normalize, **beams)
+    torch.testing.assert_close(a, b, atol=1e-5, rtol=1e-5)
+    if beams and not normalize:  # summed and length-penalised, they are the sequence scores
+        new = (got.beam_indices >= 0).sum(dim=1)
+        torch.testing.assert_close(a.sum(dim=1) / new, got.sequences_scores, atol=1e-4, rtol=1e-4)
+
+
 def test_custom_processor_and_criterion_are_applied(models):
     ours, theirs = models
     ids, _ = batch(padding=None)

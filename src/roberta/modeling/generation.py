@@ -72,3 +72,10 @@ class GenerationMixin:
         return generate(self, inputs, generation_config=generation_config, logits_processor=logits_processor,
                         stopping_criteria=stopping_criteria, use_model_defaults=use_model_defaults,
                         generator=generator, **kwargs)
+
+    def compute_transition_scores(self, sequences: torch.Tensor, scores, beam_indices=None,
+                                  normalize_logits: bool = False) -> torch.Tensor:
+        """(N, new tokens) score of each generated token, from generate(output_scores=True)'s sequences, scores
+        (and beam_indices for beam search); see roberta.generation.outputs.transition_scores."""
+        from roberta.generation.outputs import transition_scores
+        return transition_scores(sequences, scores, beam_indices, normalize_logits)
