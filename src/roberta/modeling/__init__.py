@@ -1,7 +1,8 @@
 """RoBERTa model classes with transformers' names, signatures and state-dict keys.
 
 Modules, in data-flow order: embeddings -> attention -> encoder -> model -> heads (lm, heads);
-outputs (ModelOutput classes), cache (decoder K/V), generation (a small generate), base (shared API).
+outputs (ModelOutput classes), cache (decoder K/V), generation (the generate() mixin; the work is in
+roberta.generation), base (shared API).
 """
 from .base import RobertaPreTrainedModel
 from .cache import KeyValueCache
