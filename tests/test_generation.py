@@ -97,6 +97,14 @@ def test_sampling_with_own_generator_leaves_global_rng_alone(models):
     assert torch.equal(ours.generate(ids, do_sample=True, top_k=1, max_new_tokens=6), greedy)  # top_k=1 is greedy
 
 
+def test_bidirectional_model_without_cache_matches_transformers():
+    """is_decoder=False keeps no cache and attends both ways: every step reruns the whole sequence, as there."""
+    ours, theirs = twins("RobertaForCausalLM", **{**DECODER, "is_decoder": False})
+    ids, mask = batch(padding="left")
+    for options in (dict(), dict(num_beams=3)):
+        assert_same_output(*run_both(ours, theirs, ids, attention_mask=mask, max_new_tokens=5, **options))
+
+
 # ---- beam search ------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("options", [
     dict(num_beams=3),
