@@ -84,6 +84,7 @@ class PretrainedConfig:
     """
 
     model_type: str = ""
+    _commit_hash = None  # the hub revision a config came from; transformers.pipeline reads it from any config
     attribute_map: dict[str, str] = {}
 
     def __init__(
