@@ -45,6 +45,13 @@ def pipeline_class(task: str):
     return getattr(import_module(f"{__name__}.{module}"), cls)
 
 
+def _check_text_only(task: str, **parts) -> None:
+    given = [name for name, value in parts.items() if value is not None]
+    if given:
+        raise ValueError(f"{task}: RoBERTa pipelines are text-only and take a tokenizer; got {', '.join(given)} "
+                         "(pass None or leave it out)")
+
+
 def pipeline(
     task: str,
     model=None,
@@ -61,6 +68,11 @@ def pipeline(
     device_map=None,
     pack_weights: bool = True,
     quantization_config=None,
+    feature_extractor=None,
+    image_processor=None,
+    processor=None,
+    framework: str | None = None,
+    trust_remote_code: bool | None = None,
     **kwargs,
 ) -> "Pipeline":
     """Build a task pipeline. The model is loaded once (roberta.auto) and runs under torch.inference_mode.
@@ -71,8 +83,15 @@ def pipeline(
     (`torch_dtype=` is accepted too). pack_weights: on CPU in float32, keep oneDNN-packed copies of the encoder's
     matmul weights (faster at small batches, the weights' memory again; see RobertaPreTrainedModel.pack_weights).
     quantization_config: int8 for the encoder (e.g. "int8" or roberta.Int8Config(); see roberta.quantization).
-    Other kwargs (top_k, targets, aggregation_strategy, ...) become call defaults.
+    Other kwargs (top_k, targets, aggregation_strategy, ...) become call defaults. transformers' keywords for other
+    modalities (feature_extractor, image_processor, processor) are accepted as None; framework as None or "pt";
+    trust_remote_code has nothing to trust here (no remote code is ever run).
     """
+    _check_text_only(task, feature_extractor=feature_extractor, image_processor=image_processor,
+                     processor=processor)
+    if framework not in (None, "pt"):
+        raise ValueError(f"framework={framework!r}: roberta pipelines run PyTorch models only; pass framework='pt' or "
+                         "leave it out")
     from .base import resolve_device, resolve_dtype
 
     task = normalize_task(task)

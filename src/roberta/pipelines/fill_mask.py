@@ -56,6 +56,9 @@ class FillMaskPipeline(Pipeline):
         ids = []
         for target in targets:
             token_id = self._vocab.get(target)
+            if not target:  # "" is no token (its space-prefixed form would be a bare space): as transformers
+                logger.warning("The target `` gives no token at all; ignoring it.")
+                continue
             if token_id is None:
                 spaced = target if target[:1].isspace() else " " + target
                 pieces = self.tokenizer(spaced, add_special_tokens=False)["input_ids"]

@@ -61,8 +61,6 @@ class QuestionAnsweringPipeline(Pipeline):
 
     def preprocess(self, item, params):
         question, context = _normalize(item)
-        if not getattr(self.tokenizer, "is_fast", False):
-            raise ValueError("question-answering needs a fast tokenizer (character offsets and word ids)")
         max_seq_len = params.get("max_seq_len", min(self.max_length, 384))
         doc_stride = params.get("doc_stride", min(max_seq_len // 2, 128))
         if doc_stride > max_seq_len:

@@ -45,8 +45,6 @@ class TokenClassificationPipeline(Pipeline):
 
     def preprocess(self, item, params):
         self._require_text(item)
-        if not getattr(self.tokenizer, "is_fast", False):
-            raise ValueError("token-classification needs a fast tokenizer (character offsets and word ids)")
         enc = self.tokenizer(item, add_special_tokens=False, return_offsets_mapping=True)
         ids = list(enc["input_ids"])
         doc = {"text": item, "ids": ids, "offsets": [tuple(o) for o in enc["offset_mapping"]], "word_ids": enc.word_ids()}
