@@ -29,6 +29,18 @@ setup() {  # $1: pip extras, comma-separated ("" for the runtime alone)
   fi
 }
 
+ensure_browser() {  # tests/test_serve_browser.py drives Debian's chromium headless through its chromedriver
+  if command -v chromium >/dev/null && command -v chromedriver >/dev/null; then
+    return
+  fi
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver >/dev/null
+  else
+    echo "dev.sh: chromium and chromedriver are missing (apt-get install chromium chromium-driver as root);" \
+         "the browser test will be skipped" >&2
+  fi
+}
+
 case "${1:-}" in
   demo)
     setup ""
@@ -36,6 +48,7 @@ case "${1:-}" in
     ;;
   test)
     setup "test,clients,flax,tf,serve,ray,onnx"   # the whole suite: every optional extra
+    ensure_browser
     shift
     "$VENV/bin/python" -m pytest -q -n 2 --dist loadgroup "$@"
     ;;

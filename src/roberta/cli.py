@@ -1,7 +1,8 @@
 """`roberta` command: a dispatcher onto library functions, no logic of its own.
 
 Each subcommand's flags are declared next to the library code it calls:
-  run                                  -> roberta.pipelines.cli_run
+  run                                  -> roberta.pipelines.cli_run (--engine ray: roberta.serve.ray_run)
+  serve                                -> roberta.serve.command
   train-tokenizer, pretrain, finetune  -> roberta.training.commands
   export                               -> roberta.export
 
@@ -24,14 +25,16 @@ _MAX_LINES = 3
 def build_parser() -> argparse.ArgumentParser:
     from roberta import export
     from roberta.pipelines import cli_run
+    from roberta.serve import command as serve_command, ray_run
     from roberta.training import commands
 
     parser = argparse.ArgumentParser(prog="roberta", description="RoBERTa inference and training from the command line.")
     parser.add_argument("--debug", action="store_true", help="on an error, show the full traceback")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    cli_run.add_parser(sub)
+    ray_run.add_engine_arguments(cli_run.add_parser(sub))
     commands.add_parsers(sub)
     export.add_parser(sub)
+    serve_command.add_parser(sub)
     for command in sub.choices.values():  # also accepted after the subcommand: `roberta run ... --debug`
         command.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
                              help="on an error, show the full traceback")

@@ -1,0 +1,88 @@
+"""`roberta serve`: flags, then uvicorn in front of roberta.serve.app (imported only when the command runs).
+
+    roberta serve --task fill-mask                        # the embedded model on http://127.0.0.1:8000
+    roberta serve --task ner --model ./my-ner --port 9000 --max-batch-size 64
+
+On SIGTERM or Ctrl-C uvicorn stops accepting connections and lets open requests finish (the batcher runs
+whatever is queued), then the process exits 0. (uvicorn itself re-raises the signal after that clean stop, so
+the process would die by it with status 143; a stop that was asked for and went well is not a failure.)
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import logging
+import signal
+
+from roberta.pipelines import get_supported_tasks, normalize_task
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    tasks = get_supported_tasks()
+    parser = subparsers.add_parser(
+        "serve", help="serve a task pipeline over HTTP with dynamic batching (needs roberta[serve])",
+        description="An HTTP server for a task pipeline: POST /predict, GET /health, /metrics, /docs, and a page "
+                    "to try the model at /. Concurrent requests are merged into batches.",
+        epilog="example: roberta serve --task fill-mask --port 8000  then  curl -s localhost:8000/predict "
+               "-H 'content-type: application/json' -d '{\"inputs\": \"Paris is the <mask> of France.\"}'")
+    parser.add_argument("--task", required=True, choices=tasks, metavar="TASK", help=f"one of: {', '.join(tasks)}")
+    parser.add_argument("--model", default=None, metavar="PATH_OR_ID",
+                        help="model folder or hub id (optional for fill-mask: the embedded default model)")
+    parser.add_argument("--tokenizer", default=None, metavar="PATH_OR_ID", help="tokenizer folder or hub id (default: --model)")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1; 0.0.0.0 for all)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default 8000)")
+    parser.add_argument("--device", default="cpu", help="cpu (default), N or cuda:N")
+    parser.add_argument("--dtype", default=None, choices=["auto", "float32", "float16", "bfloat16"],
+                        help="weights dtype (default: as saved)")
+    parser.add_argument("--max-batch-size", type=int, default=32, metavar="N", help="inputs per forward pass (default 32)")
+    parser.add_argument("--max-wait-ms", type=float, default=5.0, metavar="MS",
+                        help="under load, how long a batch waits to fill (default 5; an idle server never waits)")
+    parser.add_argument("--max-queue", type=int, default=1024, metavar="N",
+                        help="inputs allowed to wait; beyond that requests get 503 + Retry-After (default 1024)")
+    parser.add_argument("--max-inputs", type=int, default=256, metavar="N", help="inputs per request (default 256; more: 413)")
+    parser.add_argument("--max-body-bytes", type=int, default=1 << 20, metavar="N",
+                        help="request body size limit (default 1 MiB; more: 413)")
+    parser.add_argument("--graceful-timeout", type=float, default=30.0, metavar="S",
+                        help="on SIGTERM, how long open requests may take to finish (default 30)")
+    parser.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
+    parser.set_defaults(func=serve_command)
+    return parser
+
+
+def serve_command(args) -> int:
+    task = normalize_task(args.task)
+    if args.model is None and task != "fill-mask":
+        raise ValueError(f"--model is required for {args.task} (only fill-mask has a default model)")
+    for name in ("max_batch_size", "max_queue", "max_inputs", "max_body_bytes"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)})")
+    try:
+        import uvicorn
+    except ImportError as err:
+        raise ImportError("roberta serve needs the server extra: pip install 'roberta[serve]'") from err
+    from .app import create_app
+
+    logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
+    app = create_app(task, args.model, tokenizer=args.tokenizer, device=args.device, dtype=args.dtype,
+                     max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
+                     max_inputs=args.max_inputs, max_body_bytes=args.max_body_bytes)
+    config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
+                            timeout_graceful_shutdown=args.graceful_timeout, access_log=False)
+    server = _server_class(uvicorn)(config)
+    server.run()
+    return 0 if server.started else 1  # 1: it never listened (port taken, model path wrong: see the log)
+
+
+def _server_class(uvicorn):
+    class Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self):  # SIGTERM / SIGINT start the graceful stop and are not re-raised after it
+            stops = (signal.SIGINT, signal.SIGTERM)
+            previous = {sig: signal.signal(sig, self.handle_exit) for sig in stops}
+            try:
+                yield
+            finally:
+                for sig, handler in previous.items():
+                    signal.signal(sig, handler)
+
+    return Server
