@@ -34,6 +34,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--device", default="cpu", help="cpu (default), N or cuda:N")
     parser.add_argument("--dtype", default=None, choices=["auto", "float32", "float16", "bfloat16"],
                         help="weights dtype (default: as saved)")
+    parser.add_argument("--quantize", default=None, choices=["int8", "int8_weight_only"],
+                        help="int8 encoder matmuls (dynamic activations), or int8 weights only (see roberta.quantization)")
     parser.add_argument("--max-batch-size", type=int, default=32, metavar="N", help="inputs per forward pass (default 32)")
     parser.add_argument("--max-wait-ms", type=float, default=5.0, metavar="MS",
                         help="under load, how long a batch waits to fill (default 5; an idle server never waits)")
@@ -65,7 +67,8 @@ def serve_command(args) -> int:
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
     app = create_app(task, args.model, tokenizer=args.tokenizer, device=args.device, dtype=args.dtype,
                      max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
-                     max_inputs=args.max_inputs, max_body_bytes=args.max_body_bytes)
+                     max_inputs=args.max_inputs, max_body_bytes=args.max_body_bytes,
+                     pipeline_kwargs={"quantization_config": args.quantize} if args.quantize else None)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                             timeout_graceful_shutdown=args.graceful_timeout, access_log=False)
     server = _server_class(uvicorn)(config)

@@ -127,7 +127,8 @@ def _predict(ray, task, call_kwargs, chunks: list[str], args) -> list[str]:
     cpus = args.ray_cpus_per_actor
     actors = args.ray_actors or max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus)
     actors = min(actors, len(chunks))
-    options = {name: getattr(args, name) for name in ("model", "tokenizer", "device", "dtype", "batch_size", "pack_weights")}
+    options = {name: getattr(args, name, None)  # what cli_run._build reads
+               for name in ("model", "tokenizer", "device", "dtype", "batch_size", "pack_weights", "quantize")}
     logger.info("Ray: %d chunks over %d actors (%d CPUs each)", len(chunks), actors, cpus)
     dataset = ray.data.from_items([{"index": i, "chunk": c} for i, c in enumerate(chunks)])
     mapped = dataset.map_batches(

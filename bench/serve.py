@@ -1,0 +1,272 @@
+"""Load test: `roberta serve` vs the server users build today (FastAPI calling transformers' pipeline per request).
+
+    python bench/serve.py                              # concurrency 1, 8, 32, 128; prints a table
+    python bench/serve.py --requests 500 2000 3000 4500 --write   # 10,000 requests to ours, recorded in BENCHMARKS.md
+
+Both servers run the embedded fill-mask model (same weights, same tokenizer files) as subprocesses on free
+loopback ports, one at a time under load (the other idles), same environment. The anchor is a plain FastAPI app
+whose `def predict` (FastAPI's thread pool) calls `transformers.pipeline("fill-mask")(text, **parameters)`.
+The load generator is asyncio with raw HTTP/1.1 keep-alive connections (one per simulated client, cheap enough
+to leave the CPU to the servers); each level is bounded by a request count and a time limit, loopback only.
+Every request body is one sentence with one <mask>; a request counts as failed unless it gets 200 and a JSON
+list of 5 candidates. Latency: from writing the request to reading the whole answer.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import textwrap
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+HOST = "127.0.0.1"  # loopback only, by construction
+WORDS = ("river mountain city music science garden window morning history language friend market winter "
+         "doctor ocean library engine village teacher summer").split()
+
+ANCHOR_APP = textwrap.dedent('''
+    import sys
+    from fastapi import FastAPI
+    from transformers import pipeline
+
+    pipe = pipeline("fill-mask", model=sys.argv[1], device=-1)
+    app = FastAPI()
+
+    @app.get("/health")
+    def health():
+        return {"status": "ok"}
+
+    @app.post("/predict")
+    def predict(body: dict):
+        return pipe(body["inputs"], **body.get("parameters", {}))
+
+    if __name__ == "__main__":
+        import uvicorn
+        uvicorn.run(app, host="127.0.0.1", port=int(sys.argv[2]), log_level="warning", access_log=False)
+''')
+
+
+def sentences(n: int) -> list[str]:
+    """n deterministic sentences of 6-30 words with one <mask> (varied lengths, as real traffic)."""
+    out = []
+    for i in range(n):
+        length = 6 + (i * 7) % 25
+        words = [WORDS[(i * 3 + j * 5) % len(WORDS)] for j in range(length)]
+        words[(i * 11) % length] = "<mask>"
+        out.append("The " + " ".join(words) + ".")
+    return out
+
+
+# ---------------------------------------------------------------- servers
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind((HOST, 0))
+        return sock.getsockname()[1]
+
+
+def start(kind: str, model: str, max_batch_size: int, max_wait_ms: float):
+    port = free_port()
+    if kind == "ours":
+        command = [sys.executable, "-m", "roberta.cli", "serve", "--task", "fill-mask", "--port", str(port),
+                   "--max-batch-size", str(max_batch_size), "--max-wait-ms", str(max_wait_ms), "--log-level", "warning"]
+    else:
+        script = Path(tempfile.mkdtemp(prefix="roberta-bench-")) / "anchor_app.py"
+        script.write_text(ANCHOR_APP)
+        command = [sys.executable, str(script), model, str(port)]
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{kind} server exited: {process.stderr.read()[-2000:]}")
+        try:
+            status, _ = asyncio.run(_one_get(port, "/health"))
+            if status == 200:
+                return process, port
+        except OSError:
+            pass
+        time.sleep(0.2)
+    process.kill()
+    raise RuntimeError(f"{kind} server never became healthy")
+
+
+async def _one_get(port: int, path: str):
+    reader, writer = await asyncio.open_connection(HOST, port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: {HOST}\r\nConnection: close\r\n\r\n".encode())
+    await writer.drain()
+    status, body = await _read_response(reader)
+    writer.close()
+    return status, body
+
+
+async def _read_response(reader) -> tuple[int, bytes]:
+    head = await reader.readuntil(b"\r\n\r\n")
+    lines = head.decode("latin-1").split("\r\n")
+    status = int(lines[0].split(" ", 2)[1])
+    length = next((int(line.split(":", 1)[1]) for line in lines[1:] if line.lower().startswith("content-length:")), None)
+    if length is None:
+        raise ValueError("response without Content-Length")
+    return status, await reader.readexactly(length)
+
+
+# ---------------------------------------------------------------- load generator
+async def load(port: int, concurrency: int, total: int, seconds: float, texts: list[str]) -> dict:
+    """`concurrency` clients, each on its own keep-alive connection, until `total` requests or `seconds`."""
+    latencies: list[float] = []
+    failures: dict[str, int] = {}
+    counter = iter(range(total))
+    deadline = time.perf_counter() + seconds
+
+    async def client():
+        reader = writer = None
+        for i in counter:
+            if time.perf_counter() > deadline:
+                return
+            body = json.dumps({"inputs": texts[i % len(texts)]}).encode()
+            request = (f"POST /predict HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
+                       f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+            started = time.perf_counter()
+            try:
+                if writer is None:
+                    reader, writer = await asyncio.open_connection(HOST, port)
+                writer.write(request)
+                await writer.drain()
+                status, payload = await _read_response(reader)
+                ok = status == 200 and len(json.loads(payload)) == 5
+                reason = None if ok else f"HTTP {status}"
+            except (OSError, ValueError, asyncio.IncompleteReadError) as err:
+                reason, writer = type(err).__name__, None
+            if reason is None:
+                latencies.append(time.perf_counter() - started)
+            else:
+                failures[reason] = failures.get(reason, 0) + 1
+        if writer is not None:
+            writer.close()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(concurrency)))
+    wall = time.perf_counter() - started
+    latencies.sort()
+    done = len(latencies)
+    return {"concurrency": concurrency, "ok": done, "failed": sum(failures.values()), "failures": failures,
+            "seconds": wall, "throughput": done / wall if wall else 0.0,
+            "p50_ms": 1000 * statistics.median(latencies) if latencies else float("nan"),
+            "p99_ms": 1000 * latencies[min(done - 1, int(0.99 * done))] if latencies else float("nan")}
+
+
+# ---------------------------------------------------------------- report
+def table(results: dict) -> str:
+    rows = ["| concurrency | server | requests ok | failed | req/s | p50 ms | p99 ms | throughput ours / anchor |",
+            "|---|---|---|---|---|---|---|---|"]
+    for ours, anchor in zip(results["ours"], results["anchor"]):
+        ratio = ours["throughput"] / anchor["throughput"] if anchor["throughput"] else float("inf")
+        for name, r in (("roberta serve", ours), ("FastAPI + transformers pipeline", anchor)):
+            rows.append(f"| {r['concurrency']} | {name} | {r['ok']} | {r['failed']} | {r['throughput']:.1f} | "
+                        f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {f'**{ratio:.2f}x**' if r is ours else ''} |")
+    return "\n".join(rows)
+
+
+def summary(results: dict) -> str:
+    by_c = {r["concurrency"]: (r, a) for r, a in zip(results["ours"], results["anchor"])}
+    lines = []
+    if 32 in by_c:
+        ours, anchor = by_c[32]
+        lines.append(f"- throughput at concurrency 32: {ours['throughput'] / anchor['throughput']:.2f}x the anchor "
+                     f"(target >= 3x)")
+    if 1 in by_c:
+        ours, anchor = by_c[1]
+        lines.append(f"- p50 latency at concurrency 1: {ours['p50_ms']:.2f} ms vs {anchor['p50_ms']:.2f} ms "
+                     f"({ours['p50_ms'] - anchor['p50_ms']:+.2f} ms; target within 5 ms)")
+    total = sum(r["ok"] + r["failed"] for r in results["ours"])
+    failed = sum(r["failed"] for r in results["ours"])
+    anchor_failed = sum(r["failed"] for r in results["anchor"])
+    lines.append(f"- failed requests: roberta serve {failed} of {total}; anchor {anchor_failed} of "
+                 f"{sum(r['ok'] + r['failed'] for r in results['anchor'])}")
+    return "\n".join(lines)
+
+
+def write_section(body: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
+    """Replace (or append) the `## serve` section of BENCHMARKS.md, leaving the other sections alone."""
+    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+    start = old.find("\n## serve\n")
+    if start < 0:
+        new = old.rstrip("\n") + "\n\n" + body
+    else:
+        end = old.find("\n## ", start + 1)
+        new = old[: start + 1] + body + (old[end:] if end >= 0 else "")
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".BENCHMARKS.")
+    with os.fdopen(fd, "w", encoding="utf-8") as f:
+        f.write(new.rstrip("\n") + "\n")
+    os.replace(tmp, path)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
+    parser.add_argument("--requests", type=int, nargs="+", default=[300, 1000, 2000, 2000],
+                        help="requests per concurrency level (one number, or one per level)")
+    parser.add_argument("--seconds", type=float, default=60, help="time limit per level and server")
+    parser.add_argument("--max-batch-size", type=int, default=32)
+    parser.add_argument("--max-wait-ms", type=float, default=5)
+    parser.add_argument("--write", action="store_true", help="record the results under `## serve` in BENCHMARKS.md")
+    parser.add_argument("--json", default=None, help="also save the raw results here")
+    args = parser.parse_args()
+    counts = args.requests * len(args.concurrency) if len(args.requests) == 1 else args.requests
+    if len(counts) != len(args.concurrency):
+        parser.error("--requests takes one number or one per --concurrency level")
+
+    from roberta.embedded import default_model_path
+
+    model = default_model_path()
+    texts = sentences(512)
+    results = {"ours": [], "anchor": []}
+    servers = {kind: start(kind, model, args.max_batch_size, args.max_wait_ms) for kind in ("anchor", "ours")}
+    try:
+        for concurrency, count in zip(args.concurrency, counts):
+            for kind in ("anchor", "ours"):
+                port = servers[kind][1]
+                asyncio.run(load(port, min(concurrency, 8), 4 * min(concurrency, 8), 30, texts))  # warm-up
+                result = asyncio.run(load(port, concurrency, count, args.seconds, texts))
+                results[kind].append(result)
+                print(f"{kind:6s} c={concurrency:<4d} ok={result['ok']:<6d} failed={result['failed']:<4d} "
+                      f"{result['throughput']:8.1f} req/s  p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms "
+                      f"{result['failures'] or ''}", flush=True)
+    finally:
+        for process, _ in servers.values():
+            process.terminate()
+            process.wait(60)
+
+    import torch
+    import transformers
+
+    machine = (f"{platform.machine()} {os.cpu_count()}-core CPU (shared with other jobs; load average "
+               f"{os.getloadavg()[0]:.1f} at the end), torch {torch.__version__}, transformers {transformers.__version__}")
+    report = "\n".join([
+        "## serve", "",
+        f"Machine: {machine}. Model: the embedded fill-mask model (4 layers, hidden 256, vocab 8192), float32, "
+        f"top 5. `roberta serve --max-batch-size {args.max_batch_size} --max-wait-ms {args.max_wait_ms:g}` vs a plain "
+        "FastAPI app calling transformers' `pipeline(\"fill-mask\")` per request (`def` route: FastAPI's thread "
+        "pool), each in its own process, same model folder and environment. Load: asyncio clients on keep-alive "
+        "loopback connections, one sentence (8-32 words, one <mask>) per request, each level bounded by a request "
+        f"count and {args.seconds:g} s.", "",
+        table(results), "",
+        summary(results), "",
+        f"Command: `python bench/serve.py --requests {' '.join(map(str, counts))} --write`.",
+    ])
+    print(report)
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+    if args.write:
+        write_section(report)
+
+
+if __name__ == "__main__":
+    main()
