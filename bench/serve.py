@@ -193,21 +193,6 @@ def summary(results: dict) -> str:
     return "\n".join(lines)
 
 
-def write_section(body: str, path: Path = ROOT / "BENCHMARKS.md") -> None:
-    """Replace (or append) the `## serve` section of BENCHMARKS.md, leaving the other sections alone."""
-    old = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    start = old.find("\n## serve\n")
-    if start < 0:
-        new = old.rstrip("\n") + "\n\n" + body
-    else:
-        end = old.find("\n## ", start + 1)
-        new = old[: start + 1] + body + (old[end:] if end >= 0 else "")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".BENCHMARKS.")
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(new.rstrip("\n") + "\n")
-    os.replace(tmp, path)
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
@@ -250,7 +235,6 @@ def main() -> None:
     machine = (f"{platform.machine()} {os.cpu_count()}-core CPU (shared with other jobs; load average "
                f"{os.getloadavg()[0]:.1f} at the end), torch {torch.__version__}, transformers {transformers.__version__}")
     report = "\n".join([
-        "## serve", "",
         f"Machine: {machine}. Model: the embedded fill-mask model (4 layers, hidden 256, vocab 8192), float32, "
         f"top 5. `roberta serve --max-batch-size {args.max_batch_size} --max-wait-ms {args.max_wait_ms:g}` vs a plain "
         "FastAPI app calling transformers' `pipeline(\"fill-mask\")` per request (`def` route: FastAPI's thread "
@@ -265,7 +249,9 @@ def main() -> None:
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=1))
     if args.write:
-        write_section(report)
+        from bench_loading import _write_section  # bench/ is on sys.path when this file runs
+
+        _write_section(ROOT / "BENCHMARKS.md", "serve", report)
 
 
 if __name__ == "__main__":
