@@ -194,7 +194,8 @@ def fill_client():
 
 @pytest.mark.parametrize("body, status, message", [
     ({}, 422, "inputs: Field required"),
-    ({"inputs": 5}, 422, "inputs"),
+    ({"inputs": 5}, 422, 'inputs: expected a text, a {"question", "context"} or {"text", "text_pair"} object, or a list of those'),
+    ({"inputs": [1]}, 422, "inputs: expected a text"),
     ({"inputs": "a <mask>", "parameters": {"top_k": 0}}, 422, "parameters: top_k must be an integer >= 1, got 0"),
     ({"inputs": "a <mask>", "parameters": {"colour": "red"}}, 422, "parameters: fill-mask has no parameter 'colour'"),
     ({"inputs": "a <mask>", "extra": 1}, 422, "extra: Extra inputs are not permitted"),

@@ -270,10 +270,16 @@ def _shape(pipe, inputs, results: list, params: dict):
 def _describe(errors) -> str:
     """Pydantic's error list -> one line naming the field."""
     parts = []
-    for error in errors[:3]:
-        where = ".".join(str(p) for p in error.get("loc", ()) if p != "body") or "body"
-        parts.append(f"{where}: {error.get('msg', 'invalid')}")
-    return "; ".join(parts)
+    for error in errors:
+        loc = [str(p) for p in error.get("loc", ()) if p != "body"]
+        if loc[:1] == ["inputs"] and error.get("type") != "missing":  # one line for the union's three complaints
+            text = ('inputs: expected a text, a {"question", "context"} or {"text", "text_pair"} object, '
+                    "or a list of those")
+        else:
+            text = f"{'.'.join(loc) or 'body'}: {error.get('msg', 'invalid')}"
+        if text not in parts:
+            parts.append(text)
+    return "; ".join(parts[:3])
 
 
 def _message(err: BaseException, task: str = "") -> str:
