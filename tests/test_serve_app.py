@@ -319,3 +319,14 @@ def test_real_uvicorn_in_a_thread(serve_models):
         response = httpx.post(f"{url}/predict", json={"inputs": QA, "parameters": {"top_k": 2}}, timeout=30)
     assert response.status_code == 200
     assert_close(response.json(), as_json(direct(QA, top_k=2)))
+
+
+def test_quantized_model_serves_what_the_quantized_pipeline_returns():
+    pytest.importorskip("roberta.quantization")
+    # int8 with dynamic activations scales each forward pass by its own batch: compare the same batch (both texts
+    # in one forward pass, as the server runs a lone request of two inputs)
+    direct = pipeline("fill-mask", device="cpu", quantization_config="int8", batch_size=32)
+    with client_for("fill-mask", None, pipeline_kwargs={"quantization_config": "int8"}) as client:
+        response = client.post("/predict", json={"inputs": FILL[:2], "parameters": {"top_k": 3}})
+    assert response.status_code == 200
+    assert_close(response.json(), as_json(direct(FILL[:2], top_k=3)))
