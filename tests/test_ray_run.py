@@ -50,28 +50,26 @@ def test_ray_engine_writes_exactly_what_roberta_run_writes(ray_cluster, tmp_path
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".roberta-run-")]  # no temp file left
 
 
-def test_ray_engine_question_answering_from_stdin(ray_cluster, tmp_path):
+def test_ray_engine_question_answering_from_stdin_with_a_bad_line(ray_cluster, tmp_path):
     from test_pipeline_models import save_tiny_model
 
     from roberta.embedded import default_model_path
 
     folder = str(save_tiny_model("question-answering", default_model_path(), tmp_path / "qa", num_labels=2))
-    stdin = "".join(json.dumps(q) + "\n" for q in QA * 3)
+    stdin = "".join(json.dumps(q) + "\n" for q in QA * 3) + "not json\n" + json.dumps(QA[0]) + "\n"
     common = ["--task", "question-answering", "--model", folder, "--batch-size", "1"]
     local = run(common, input=stdin)
     distributed = run([*common, "--engine", "ray", "--ray-address", ray_cluster], input=stdin)
-    assert local.returncode == 0 and distributed.returncode == 0, distributed.stderr
-    assert distributed.stdout == local.stdout and len(distributed.stdout.splitlines()) == 6
+    assert (local.returncode, distributed.returncode) == (1, 1), distributed.stderr  # a line was recorded as failed
+    assert distributed.stdout == local.stdout
+    lines = distributed.stdout.splitlines()
+    assert len(lines) == 8 and json.loads(lines[6]) == {"line": 7, "error": "not a JSON object (Expecting value)"}
+    assert "1 input line(s) failed" in distributed.stderr
 
-
-def test_ray_engine_reports_a_bad_line_before_starting_work(tmp_path):
-    pytest.importorskip("ray")
-    source = tmp_path / "in.txt"
-    source.write_text('{"question": "q", "context": "c"}\nnot json\n', encoding="utf-8")
-    result = run(["--task", "question-answering", "--model", str(tmp_path), "--input", str(source),
-                  "--engine", "ray", "--ray-address", "127.0.0.1:1"])  # never contacted: the input fails first
-    assert result.returncode == 2
-    assert "roberta run: error: line 2: not a JSON object" in result.stderr
+    stopped = run([*common, "--engine", "ray", "--ray-address", ray_cluster, "--on-error", "stop",
+                   "--output", str(tmp_path / "out.jsonl")], input=stdin)
+    assert stopped.returncode == 2 and "line 7: not a JSON object" in stopped.stderr
+    assert not (tmp_path / "out.jsonl").exists() and not (tmp_path / "out.jsonl.partial").exists()
 
 
 def test_ray_flags_are_checked():

@@ -4,15 +4,15 @@
     roberta run --task ner --model ./ner --input in.txt --output out.jsonl --engine ray \
         --ray-address ray://head:10001 --ray-actors 8 --ray-cpus-per-actor 4
 
-Each actor loads the model once and runs the pipeline over whole chunks of batch-size x 8 input lines, the same
-chunks `roberta run` reads in one process: every forward pass sees the same inputs in the same padded batch, so
-the output is the same, byte for byte, in input order. The driver reads and checks the input (bad lines are
-reported with their number before the cluster starts work) and writes the output atomically, as `roberta run` does.
+Each actor loads the model once and runs whole chunks of batch-size x 8 input lines through `roberta run`'s own
+chunk runner, the same chunks `roberta run` reads in one process: every forward pass sees the same inputs in the
+same padded batch, so the output is the same, byte for byte, in input order, and a bad line costs only itself
+under the same --on-error policy. The driver reads the input and writes the output as `roberta run` does
+(PATH.partial renamed onto PATH when complete).
 """
 from __future__ import annotations
 
 import argparse
-import contextlib
 import itertools
 import json
 import logging
@@ -49,32 +49,30 @@ def add_engine_arguments(run_parser: argparse.ArgumentParser) -> None:
 def run_ray(args) -> int:
     try:
         task, call_kwargs = cli_run._task_options(args)
+        cli_run._check_output(args.output)
         for name in ("ray_cpus_per_actor", "ray_actors"):
             value = getattr(args, name)
             if value is not None and value < 1:
                 raise cli_run.UsageError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
         ray = _import_ray()
+        chunks = _read_chunks(args)
     except Exception as err:
         return cli_run._fail(err)
-    try:
-        chunks = _read_chunks(task, args)
-    except (OSError, cli_run.UsageError) as err:
-        return cli_run._fail(err)
-    if not chunks:
-        return _write(args, [])
     started_here = not ray.is_initialized()
-    if started_here:
+    if started_here and chunks:
         address = args.ray_address or os.environ.get("RAY_ADDRESS") or None
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
                  configure_logging=False)
     try:
-        lines = _predict(ray, task, call_kwargs, chunks, args)
-    except Exception as err:  # an actor failed: a bad model path, an input the pipeline rejects
+        rows = _predict(ray, task, call_kwargs, chunks, args) if chunks else []
+        return _write(args, rows)
+    except cli_run.UsageError as err:  # --on-error stop
+        return cli_run._fail(err)
+    except Exception as err:  # an actor failed: a bad model path, an unexpected error
         return cli_run._fail(_root_cause(err))
     finally:
-        if started_here:
+        if started_here and ray.is_initialized():
             ray.shutdown()
-    return _write(args, lines)
 
 
 def _import_ray():
@@ -86,42 +84,46 @@ def _import_ray():
     return ray
 
 
-def _read_chunks(task, args) -> list[str]:
-    """Input lines, parsed and checked as `roberta run` does, in chunks of batch-size x 8 (a JSON list each)."""
-    source = sys.stdin if args.input is None else open(args.input, encoding="utf-8", newline="")
+def _read_chunks(args) -> list[str]:
+    """Numbered input lines in chunks of batch-size x 8, as `roberta run` reads them (a JSON list each)."""
+    try:
+        source = sys.stdin if args.input is None else open(args.input, encoding="utf-8", newline="")
+    except OSError as err:
+        raise cli_run.UsageError(f"cannot read --input: {err}") from None
     try:
         lines = enumerate(source, start=1)
         size = args.batch_size * cli_run._CHUNK_BATCHES
-        chunks = []
-        while chunk := list(itertools.islice(lines, size)):
-            chunks.append(json.dumps([cli_run._parse(task, text, number) for number, text in chunk]))
-        return chunks
+        return [json.dumps(chunk) for chunk in iter(lambda: list(itertools.islice(lines, size)), [])]
     finally:
         if source is not sys.stdin:
             source.close()
 
 
 class _Predictor:
-    """One Ray actor: loads the pipeline once, turns chunks of inputs into chunks of JSON lines."""
+    """One Ray actor: loads the pipeline once, turns chunks of input lines into chunks of results."""
 
     def __init__(self, options: dict, task: str, call_kwargs: dict, threads: int):
         import torch
 
         torch.set_num_threads(threads)
         self.pipe = cli_run._build(argparse.Namespace(**options), task)
-        self.call_kwargs = call_kwargs
+        self.task, self.call_kwargs = task, call_kwargs
 
     def __call__(self, batch: dict) -> dict:
         import numpy as np
 
         out = []
         for chunk in batch["chunk"]:
-            results = self.pipe(iter(json.loads(chunk)), **self.call_kwargs)
-            out.append("".join(json.dumps(r, ensure_ascii=False, default=cli_run._jsonable) + "\n" for r in results))
-        return {"index": batch["index"], "lines": np.array(out, dtype=object)}
+            lines = [tuple(pair) for pair in json.loads(chunk)]  # (line number, text) as `roberta run` reads them
+            rows = []  # (line number, result as a JSON line or None, error message or None)
+            for number, result, error in cli_run._run_chunk(self.pipe, self.task, self.call_kwargs, lines):
+                text = None if error is not None else json.dumps(result, ensure_ascii=False, default=cli_run._jsonable)
+                rows.append((number, text, error))
+            out.append(json.dumps(rows))
+        return {"index": batch["index"], "rows": np.array(out, dtype=object)}
 
 
-def _predict(ray, task, call_kwargs, chunks: list[str], args) -> list[str]:
+def _predict(ray, task, call_kwargs, chunks: list[str], args) -> list:
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     cpus = args.ray_cpus_per_actor
@@ -137,22 +139,27 @@ def _predict(ray, task, call_kwargs, chunks: list[str], args) -> list[str]:
     rows = sorted(mapped.take_all(), key=lambda row: row["index"])  # in input order, whatever Ray did
     if [row["index"] for row in rows] != list(range(len(chunks))):
         raise RuntimeError(f"Ray returned {len(rows)} of {len(chunks)} chunks")
-    return [row["lines"] for row in rows]
+    return [line for row in rows for line in json.loads(row["rows"])]
 
 
-def _write(args, lines: list[str]) -> int:
-    """stdout, or --output replaced atomically once every line is written (cli_run's temp file beside it)."""
-    out, tmp_path = cli_run._open_output(args.output)
-    try:
-        with out if out is not sys.stdout else contextlib.nullcontext(out):
-            out.writelines(lines)
-            out.flush()
-    except BaseException:
-        if tmp_path is not None:
-            os.unlink(tmp_path)
-        raise
-    if tmp_path is not None:
-        os.replace(tmp_path, args.output)
+def _write(args, rows: list) -> int:
+    """Write the results in input order with `roberta run`'s --on-error policy and exit codes."""
+    failed = []
+    with cli_run._open_output(args.output) as out:
+        for number, line, error in rows:
+            if error is not None:
+                if args.on_error == "stop":
+                    raise cli_run.UsageError(f"line {number}: {error}")
+                failed.append(f"line {number}: {error}")
+                if args.on_error == "skip":
+                    print(f"roberta run: skipped line {number}: {error}", file=sys.stderr)
+                    continue
+                line = json.dumps({"line": number, "error": error}, ensure_ascii=False)
+            out.write(line + "\n")
+    if failed:
+        how = "recorded as {\"line\", \"error\"} objects" if args.on_error == "record" else "left out"
+        print(f"roberta run: {len(failed)} input line(s) failed, {how} (first: {failed[0]})", file=sys.stderr)
+        return 1
     return 0
 
 
