@@ -283,3 +283,61 @@ def test_pretraining_killed_again_and_again_ends_like_an_uninterrupted_run(tmp_p
     assert len(runs) == 1 and len(list(out.glob("checkpoint-*"))) == 2  # one run, pruned to the limit
     steps = [json.loads(line)["step"] for line in (out / "train_log.jsonl").read_text().splitlines()]
     assert steps == [5, 10, 15, 20, 25, 30]  # redone steps are logged once
+
+
+# -- every training subcommand: bad input is one line naming the culprit, exit 2 -----------------------------
+@pytest.fixture(scope="module")
+def cli_files(tmp_path_factory):
+    from roberta.modeling import RobertaForMaskedLM
+    from test_training_helpers import load_tokenizer, tiny_config
+
+    root = tmp_path_factory.mktemp("cli-sweep")
+    write_corpus(root / "c.txt", lines=60)
+    (root / "bad.txt").write_bytes("fine line\n".encode() + b"caf\xe9 latin-1\n")
+    (root / "list.json").write_text("[1, 2]")
+    (root / "d.csv").write_text("text,label\na fox,yes\na dog,no\n")
+    (root / "long.csv").write_text("text,label\n" + " ".join(["fox"] * 100) + ",yes\nb,no\n")
+    tok = load_tokenizer()
+    torch.manual_seed(0)
+    RobertaForMaskedLM(tiny_config(len(tok), max_len=32)).save_pretrained(root / "m")
+    tok.save_pretrained(root / "m")
+    return root
+
+
+PRETRAIN = ["pretrain", "--train-files", "{r}/c.txt", "--tokenizer", "{r}/m", "--hidden-size", "32", "--num-layers",
+            "1", "--num-heads", "2", "--intermediate-size", "64", "--max-seq-len", "16", "--max-steps", "1", "--quiet"]
+FINETUNE = ["finetune", "--task", "sequence-classification", "--model", "{r}/m", "--train-file", "{r}/d.csv",
+            "--max-steps", "1", "--quiet"]
+CLI_CASES = [
+    (["train-tokenizer", "--files", "{r}/c.txt", "{r}/bad.txt", "--vocab-size", "300", "--out", "{o}", "--quiet"],
+     r"{r}/bad.txt, line 2: not UTF-8 text"),
+    ([*PRETRAIN, "--train-files", "{r}/c.txt", "{r}/bad.txt"], r"{r}/bad.txt, line 2: not UTF-8 text"),
+    ([*PRETRAIN, "--config-json", "{r}/list.json"], r"{r}/list.json must hold a JSON object of config fields"),
+    ([*PRETRAIN, "--save-steps", "0"], r"save_steps must be >= 1"),
+    ([*PRETRAIN, "--eval-steps", "0"], r"eval_steps must be >= 1"),
+    ([*PRETRAIN, "--save-total-limit", "0"], r"save_total_limit must be >= 1"),
+    ([*PRETRAIN, "--warmup-steps", "-1"], r"warmup_steps must be >= 0"),
+    ([*FINETUNE, "--labels", "yes", "no", "yes"], r"--labels names yes more than once"),
+    ([*FINETUNE, "--train-file", "{r}/long.csv", "--max-length", "1000"],
+     r"some inputs are 102 tokens, the model has 32 positions: pass --max-length 32 or less"),
+]
+
+
+@pytest.mark.parametrize("argv, message", CLI_CASES, ids=[f"case{i}" for i in range(len(CLI_CASES))])
+def test_training_commands_refuse_bad_input_in_one_line(cli_files, tmp_path, capsys, argv, message):
+    from roberta.cli import main
+
+    fill = {"{r}": str(cli_files), "{o}": str(tmp_path / "out")}
+    argv = [_fill(a, fill) for a in argv] + ["--cache-dir", str(tmp_path / "cache")] * (argv[0] == "pretrain")
+    if argv[0] != "train-tokenizer":
+        argv += ["--output-dir", str(tmp_path / "out")]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert re.match(f"roberta {argv[0]}: error: " + _fill(message, {k: re.escape(v) for k, v in fill.items()}), err), err
+    assert len(err.strip().splitlines()) == 1
+
+
+def _fill(text: str, values: dict) -> str:
+    for key, value in values.items():
+        text = text.replace(key, value)
+    return text

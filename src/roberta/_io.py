@@ -133,6 +133,21 @@ def publish_modes(folder: str | os.PathLike) -> None:
             os.chmod(os.path.join(root, name), fmode)
 
 
+def find_invalid_utf8(paths) -> str | None:
+    """'FILE, line N: not UTF-8 text (...)' for the first of `paths` that does not decode, else None.
+
+    For error messages: decoders report a byte offset in some buffer, not which file and line.
+    """
+    for path in paths:
+        with open(path, "rb") as f:
+            for number, line in enumerate(f, start=1):  # b"\n" never occurs inside a UTF-8 sequence
+                try:
+                    line.decode("utf-8")
+                except UnicodeDecodeError as err:
+                    return f"{os.fspath(path)}, line {number}: not UTF-8 text ({err.reason} at byte {err.start})"
+    return None
+
+
 def make_temp_dir(prefix: str, dir: str | os.PathLike) -> str:
     """A fresh temp folder inside `dir` with ordinary (umask) permissions, for a folder renamed into place.
 

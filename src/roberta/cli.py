@@ -7,7 +7,7 @@ Each subcommand's flags are declared next to the library code it calls:
   export                               -> roberta.export
 
 Every failure ends in a short message naming the problem and a non-zero exit: 2 for bad input (files, flags,
-data: OSError, ValueError, KeyError, TypeError and their kin), 1 for anything unexpected, 130 / 143 when
+data, a missing extra: OSError, ValueError, KeyError, TypeError, ImportError and kin), 1 for anything unexpected, 130 / 143 when
 stopped by SIGINT / SIGTERM. `--debug` (or ROBERTA_DEBUG=1) shows the traceback instead.
 """
 from __future__ import annotations
@@ -18,7 +18,7 @@ import signal
 import sys
 import threading
 
-_BAD_INPUT = (OSError, ValueError, KeyError, TypeError, LookupError, UnicodeError)
+_BAD_INPUT = (OSError, ValueError, KeyError, TypeError, LookupError, UnicodeError, ImportError)
 _MAX_LINES = 3
 
 

@@ -19,6 +19,8 @@ import math
 import os
 from pathlib import Path
 
+from roberta._io import find_invalid_utf8
+
 logger = logging.getLogger(__name__)
 
 MODEL_CLASS = {
@@ -45,9 +47,8 @@ def load_records(source) -> list[dict]:
         raise ValueError(f"unsupported data file {path}: use .csv, .json or .jsonl")
     try:
         text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as err:
-        line = path.read_bytes()[: err.start].count(b"\n") + 1
-        raise ValueError(f"{path}, line {line}: not UTF-8 text ({err.reason})") from None
+    except UnicodeDecodeError:
+        raise ValueError(find_invalid_utf8([path])) from None
     if suffix == ".csv":
         return list(csv.DictReader(text.splitlines(keepends=True)))
     if suffix == ".json":
@@ -245,6 +246,17 @@ def load_task_dataset(task: str, records, tokenizer, max_length: int = 256, labe
     return out
 
 
+def _check_lengths(config, max_length: int, *datasets) -> None:
+    """Refuse inputs longer than the model's positions (they would fail mid-training), naming the limit."""
+    usable = config.max_position_embeddings - (config.pad_token_id or 0) - 1
+    lengths = [len(row) for data in datasets if data for item in data
+               for row in (item["input_ids"] if isinstance(item["input_ids"][0], list) else [item["input_ids"]])]
+    longest = max(lengths, default=0)
+    if longest > usable:
+        raise ValueError(f"some inputs are {longest} tokens, the model has {usable} positions: pass --max-length "
+                         f"{usable} or less (now {max_length})")
+
+
 def _text(value) -> str:
     return value if isinstance(value, str) else str(value)
 
@@ -309,6 +321,9 @@ def finetune(task: str, model, train_file, output_dir, *, eval_file=None, tokeni
     if tokenizer is None and not isinstance(model, (str, os.PathLike)):
         raise ValueError("pass tokenizer= when model is a model object")
     tokenizer = load_tokenizer(tokenizer if tokenizer is not None else model)
+    if labels is not None and len(set(map(str, labels))) != len(labels):
+        dupes = sorted({str(x) for x in labels if list(map(str, labels)).count(str(x)) > 1})
+        raise ValueError(f"--labels names {', '.join(dupes)} more than once")
     train_records = load_records(train_file)
     train_source = os.fspath(train_file) if isinstance(train_file, (str, os.PathLike)) else "train records"
     names = labels if labels is not None else label_names(task, train_records, train_source)
@@ -327,6 +342,7 @@ def finetune(task: str, model, train_file, output_dir, *, eval_file=None, tokeni
                 overrides["problem_type"] = "regression"
         torch.manual_seed(seed)  # reproducible head init
         model = getattr(modeling, MODEL_CLASS[task]).from_pretrained(str(model), **overrides)
+    _check_lengths(model.config, max_length, train_dataset, eval_dataset)
     collator = {"token-classification": DataCollatorForTokenClassification,
                 "multiple-choice": DataCollatorForMultipleChoice}.get(task, DataCollatorWithPadding)(tokenizer)
     args = TrainingArguments(

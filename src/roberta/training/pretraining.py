@@ -13,6 +13,8 @@ from pathlib import Path
 
 import torch
 
+from roberta._io import find_invalid_utf8
+
 logger = logging.getLogger(__name__)
 
 
@@ -41,7 +43,13 @@ def build_config(tokenizer, config=None, max_seq_len: int = 512, hidden_size: in
                              max_position_embeddings=max_seq_len + tokenizer.pad_token_id + 1, type_vocab_size=1,
                              hidden_dropout_prob=dropout, attention_probs_dropout_prob=dropout, **ids)
     if isinstance(config, (str, os.PathLike)):
-        config = json.loads(Path(config).read_text())
+        path = Path(config)
+        try:
+            config = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as err:
+            raise ValueError(f"{path} is not a JSON config file ({err})") from None
+        if not isinstance(config, dict):
+            raise ValueError(f"{path} must hold a JSON object of config fields, not a {type(config).__name__}")
     if isinstance(config, dict):
         config = RobertaConfig.from_dict({**config})
     if config.vocab_size < len(tokenizer):
@@ -100,9 +108,17 @@ def pretrain(train_files, tokenizer, output_dir, *, config=None, model=None, eva
                          "positions (max_position_embeddings - pad_token_id - 1)")
 
     def dataset(source):
-        return build_pretraining_dataset(source, tokenizer, block_size=max_seq_len, cache_dir=cache_dir,
-                                         text_column=text_column, show_progress=show_progress and info.is_main,
-                                         packing=packing)
+        try:
+            return build_pretraining_dataset(source, tokenizer, block_size=max_seq_len, cache_dir=cache_dir,
+                                             text_column=text_column, show_progress=show_progress and info.is_main,
+                                             packing=packing)
+        except UnicodeDecodeError:  # name the file and line, not a byte offset in some buffer
+            files = [source] if isinstance(source, (str, os.PathLike)) else source
+            paths = isinstance(files, (list, tuple)) and all(isinstance(f, (str, os.PathLike)) for f in files)
+            bad = find_invalid_utf8(files) if paths else None
+            if bad is None:
+                raise
+            raise ValueError(bad) from None
 
     # Rank 0 tokenizes (once, cached); the others wait and then memory-map the same cache.
     if info.is_main:

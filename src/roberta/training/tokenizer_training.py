@@ -14,6 +14,8 @@ import tempfile
 from collections.abc import Iterable
 from pathlib import Path
 
+from roberta._io import find_invalid_utf8
+
 logger = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>"]  # ids 0..3, as fairseq's dictionary
@@ -54,7 +56,13 @@ def train_bpe_tokenizer(files, vocab_size: int, out_dir: str | os.PathLike, min_
         show_progress=show_progress,
     )
     if as_paths:
-        bpe.train([str(f) for f in files], trainer)
+        try:
+            bpe.train([str(f) for f in files], trainer)
+        except Exception as err:  # tokenizers raises a bare Exception naming neither file nor line
+            bad = find_invalid_utf8(files) if "UTF-8" in str(err) else None
+            if bad is None:
+                raise
+            raise ValueError(bad) from None
     else:
         bpe.train_from_iterator(_strings(files), trainer)
 

@@ -78,6 +78,17 @@ class TrainingArguments:
             raise ValueError(f"warmup_ratio must be in [0, 1], got {self.warmup_ratio}")
         if self.logging_steps < 1:
             raise ValueError(f"logging_steps must be >= 1, got {self.logging_steps}")
+        for name in ("save_steps", "eval_steps", "save_total_limit"):  # 0 would silently mean "never"
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be >= 1 (or None for none), got {value}")
+        for name in ("warmup_steps", "learning_rate", "weight_decay", "dataloader_num_workers"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        if self.max_grad_norm is not None and self.max_grad_norm < 0:
+            raise ValueError(f"max_grad_norm must be >= 0 (0 or None: no clipping), got {self.max_grad_norm}")
+        if self.per_device_eval_batch_size < 1:
+            raise ValueError(f"per_device_eval_batch_size must be >= 1, got {self.per_device_eval_batch_size}")
         if self.max_steps <= 0 and self.num_train_epochs <= 0:
             raise ValueError("set max_steps > 0 or num_train_epochs > 0")
 
