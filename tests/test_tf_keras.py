@@ -27,6 +27,7 @@ def synthetic_task(n=96, length=8, seed=0):
     return ids, labels
 
 
+@pytest.mark.slow
 def test_fit_learns_with_internal_loss():
     keras.utils.set_random_seed(0)
     model = roberta.TFRobertaForSequenceClassification(tiny_config(num_labels=2, hidden_dropout_prob=0.0,
@@ -53,6 +54,7 @@ def test_fit_without_labels_names_the_fix():
         model.fit(tf.data.Dataset.from_tensor_slices({"input_ids": IDS}).batch(3), epochs=1, verbose=0)
 
 
+@pytest.mark.slow
 def test_saved_model_round_trip_in_fresh_process(tmp_path):
     model = roberta.TFRobertaForMaskedLM(tiny_config())
     model.build_in_name_scope()

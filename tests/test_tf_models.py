@@ -42,6 +42,19 @@ def pt_checkpoints(tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="module")
+def tf_models(pt_checkpoints):
+    """head -> our TF model loaded from that checkpoint, loaded once per module (building a Keras model eagerly
+    costs seconds)."""
+    cache = {}
+
+    def load(head):
+        if head not in cache:
+            cache[head] = getattr(roberta, f"TFRoberta{head}").from_pretrained(pt_checkpoints[head])
+        return cache[head]
+    return load
+
+
 def inputs_for(head):
     if head == "ForMultipleChoice":
         return {"input_ids": np.stack([IDS[:2], IDS[1:]]), "attention_mask": np.stack([MASK[:2], MASK[1:]])}
@@ -71,9 +84,9 @@ def assert_close(got, want, atol=1e-5):
 
 
 @pytest.mark.parametrize("head", HEADS)
-def test_parity_with_our_pytorch_class(pt_checkpoints, head):
+def test_parity_with_our_pytorch_class(pt_checkpoints, tf_models, head):
     pt = getattr(roberta, f"Roberta{head}").from_pretrained(pt_checkpoints[head], attn_implementation="eager")
-    ours = getattr(roberta, f"TFRoberta{head}").from_pretrained(pt_checkpoints[head])
+    ours = tf_models(head)
     inputs = inputs_for(head)
     with torch.no_grad():
         want = pt(**{k: torch.tensor(v) for k, v in inputs.items()}, output_attentions=True, output_hidden_states=True)
@@ -97,10 +110,10 @@ LABELS = {
 
 
 @pytest.mark.parametrize("head", sorted(LABELS))
-def test_loss_matches_pytorch(pt_checkpoints, head):
+def test_loss_matches_pytorch(pt_checkpoints, tf_models, head):
     """Per-example losses (B,) average to the PyTorch mean; masked-mean losses have transformers' TF shape (1,)."""
     pt = getattr(roberta, f"Roberta{head}").from_pretrained(pt_checkpoints[head])
-    ours = getattr(roberta, f"TFRoberta{head}").from_pretrained(pt_checkpoints[head])
+    ours = tf_models(head)
     inputs = {**inputs_for(head), **LABELS[head]}
     with torch.no_grad():
         want = float(pt(**{k: torch.tensor(v) for k, v in inputs.items()}).loss)
@@ -110,10 +123,10 @@ def test_loss_matches_pytorch(pt_checkpoints, head):
     assert float(tf.reduce_mean(loss)) == pytest.approx(want, abs=1e-5)
 
 
-def test_causal_cache_matches_full_pass(pt_checkpoints):
+def test_causal_cache_matches_full_pass(pt_checkpoints, tf_models):
     """Decoding step by step with past_key_values gives the full pass's logits, and our PyTorch cache's."""
     folder = pt_checkpoints["ForCausalLM"]
-    ours = roberta.TFRobertaForCausalLM.from_pretrained(folder)
+    ours = tf_models("ForCausalLM")
     pt = roberta.RobertaForCausalLM.from_pretrained(folder)
     ids = IDS[:2, :4]
     full = ours(ids, use_cache=True)
@@ -141,14 +154,14 @@ def test_training_flag_turns_dropout_on(pt_checkpoints):
     assert np.abs(train.numpy() - eval_a.numpy()).max() > 1e-3
 
 
-def test_xla_forward_matches_eager(pt_checkpoints):
-    model = roberta.TFRobertaForMaskedLM.from_pretrained(pt_checkpoints["ForMaskedLM"])
+def test_xla_forward_matches_eager(tf_models):
+    model = tf_models("ForMaskedLM")
     xla = tf.function(lambda ids, mask: model(ids, attention_mask=mask).logits, jit_compile=True)
     got = xla(tf.constant(IDS, tf.int32), tf.constant(MASK, tf.int32))
     np.testing.assert_allclose(got.numpy(), model(IDS, attention_mask=MASK).logits.numpy(), atol=1e-5)
 
 
-def test_mixed_bfloat16_policy(pt_checkpoints):
+def test_mixed_bfloat16_policy(pt_checkpoints, tf_models):
     import keras
 
     keras.mixed_precision.set_global_policy("mixed_bfloat16")
@@ -156,7 +169,7 @@ def test_mixed_bfloat16_policy(pt_checkpoints):
         model = roberta.TFRobertaForSequenceClassification.from_pretrained(pt_checkpoints["ForSequenceClassification"])
     finally:
         keras.mixed_precision.set_global_policy("float32")
-    full = roberta.TFRobertaForSequenceClassification.from_pretrained(pt_checkpoints["ForSequenceClassification"])
+    full = tf_models("ForSequenceClassification")
     out = model({**inputs_for("ForSequenceClassification"), "labels": np.array([0, 1, 2])})
     assert out.logits.dtype == tf.bfloat16 and out.loss.dtype == tf.float32  # compute bf16, loss in float32
     assert all(v.dtype == "float32" for v in model.weights)  # variables stay float32
@@ -164,8 +177,8 @@ def test_mixed_bfloat16_policy(pt_checkpoints):
                                full(inputs_for("ForSequenceClassification")).logits.numpy(), atol=0.05)
 
 
-def test_bad_inputs_raise_clear_errors(pt_checkpoints):
-    model = roberta.TFRobertaModel.from_pretrained(pt_checkpoints["Model"])
+def test_bad_inputs_raise_clear_errors(tf_models):
+    model = tf_models("Model")
     with pytest.raises(ValueError, match="input_ids contains 99, outside 0..98"):
         model(np.array([[0, 99, 2]]))
     with pytest.raises(ValueError, match="token_type_ids contains 1.*</s></s>"):
@@ -193,3 +206,27 @@ def test_tf_package_never_imports_torch():
     for path in pathlib.Path(roberta.__file__).parent.joinpath("tf").glob("*.py"):
         text = path.read_text()
         assert "import torch" not in text and "from torch" not in text, path
+
+
+def test_weight_files_both_ways(pt_checkpoints, tf_models, tmp_path):
+    """pytorch_model.bin (read without torch), our own tf_model.h5, a base checkpoint into a head, and the
+    error when from_pt=True finds no PyTorch weights."""
+    want = tf_models("ForMaskedLM")(IDS, attention_mask=MASK).logits.numpy()
+    roberta.RobertaForMaskedLM.from_pretrained(pt_checkpoints["ForMaskedLM"]).save_pretrained(
+        tmp_path / "bin", safe_serialization=False)
+    from_bin = roberta.TFRobertaForMaskedLM.from_pretrained(tmp_path / "bin")
+    np.testing.assert_allclose(from_bin(IDS, attention_mask=MASK).logits.numpy(), want, atol=1e-6)
+    from_bin.save_pretrained(tmp_path / "h5")
+    assert sorted(p.name for p in (tmp_path / "h5").iterdir()) == ["config.json", "tf_model.h5"]
+    from_h5 = roberta.TFRobertaForMaskedLM.from_pretrained(tmp_path / "h5")
+    np.testing.assert_array_equal(from_h5(IDS, attention_mask=MASK).logits.numpy(), want)
+    with pytest.raises(OSError, match="no PyTorch weights"):
+        roberta.TFRobertaForMaskedLM.from_pretrained(tmp_path / "h5", from_pt=True)
+
+    head, info = roberta.TFRobertaForSequenceClassification.from_pretrained(pt_checkpoints["Model"],
+                                                                            output_loading_info=True)
+    assert sorted(info["missing_keys"]) == ["classifier/dense/bias", "classifier/dense/kernel",
+                                            "classifier/out_proj/bias", "classifier/out_proj/kernel"]
+    body = tf_models("Model")
+    got = head.roberta(tf.constant(IDS), attention_mask=tf.constant(MASK)).last_hidden_state
+    np.testing.assert_array_equal(got.numpy(), body(IDS, attention_mask=MASK).last_hidden_state.numpy())

@@ -8,7 +8,7 @@ pytest.importorskip("tf_keras", reason="transformers' TF classes need tf-keras (
 import transformers  # noqa: E402
 
 import roberta  # noqa: E402
-from test_tf_models import HEADS, cache_off, inputs_for, pt_checkpoints, tensors  # noqa: E402,F401
+from test_tf_models import HEADS, cache_off, inputs_for, pt_checkpoints, tensors, tf_models  # noqa: E402,F401
 
 pytestmark = pytest.mark.xdist_group("tf")
 
@@ -27,7 +27,7 @@ def assert_same_outputs(got, want, atol=1e-5, extra=False):
 
 
 @pytest.mark.parametrize("head", HEADS)
-def test_parity_and_h5_both_ways(pt_checkpoints, tmp_path, head):
+def test_parity_and_h5_both_ways(pt_checkpoints, tf_models, tmp_path, head):
     """transformers' TF class (from the same PyTorch weights) and ours agree with padding, attentions and
     hidden states; each loads the other's tf_model.h5 and gives the same outputs again."""
     kwargs = {"output_attentions": True, "output_hidden_states": True, **cache_off(head)}
@@ -35,7 +35,7 @@ def test_parity_and_h5_both_ways(pt_checkpoints, tmp_path, head):
     if head == "ForCausalLM":  # left padding under a causal mask leaves pad queries with no key: transformers
         inputs = {k: v[:2] for k, v in inputs.items()}  # attends to masked keys there, we output zeros
     theirs = theirs_class(head).from_pretrained(pt_checkpoints[head], from_pt=True)
-    ours = getattr(roberta, f"TFRoberta{head}").from_pretrained(pt_checkpoints[head])
+    ours = tf_models(head)
     want = theirs(inputs, **kwargs)
     assert_same_outputs(ours(inputs, **kwargs), want, extra=head == "ForMultipleChoice")
 
@@ -51,10 +51,10 @@ def test_parity_and_h5_both_ways(pt_checkpoints, tmp_path, head):
     assert_same_outputs(ours_from_theirs(inputs, **kwargs), want, extra=head == "ForMultipleChoice")
 
 
-def test_causal_cache_matches_transformers(pt_checkpoints):
+def test_causal_cache_matches_transformers(pt_checkpoints, tf_models):
     folder = pt_checkpoints["ForCausalLM"]
     theirs = transformers.TFRobertaForCausalLM.from_pretrained(folder, from_pt=True)
-    ours = roberta.TFRobertaForCausalLM.from_pretrained(folder)
+    ours = tf_models("ForCausalLM")
     ids = tf.constant(inputs_for("ForCausalLM")["input_ids"][:2, :4], tf.int32)
     t_first = theirs(ids[:, :3], use_cache=True)
     o_first = ours(ids[:, :3], use_cache=True)

@@ -55,6 +55,9 @@ class TFRobertaPreTrainedModel(keras.Model):
             tf.TensorSpec((None, None), tf.int32, name="input_ids"),
             tf.TensorSpec((None, None), tf.int32, name="attention_mask")])
 
+    def build(self, *args, **kwargs):  # sublayers build on the first call (see modeling.LazyBuildLayer)
+        self.built = True
+
     # ---- calling -----------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
         """A dict (or BatchEncoding) as first argument is spread into keywords; numpy and lists become tensors."""

@@ -55,6 +55,14 @@ def _eager() -> bool:
     return tf.executing_eagerly()
 
 
+class LazyBuildLayer(keras.layers.Layer):
+    """A layer whose sublayers build themselves on their first call. Without a build() of its own, Keras 3
+    traces the whole call symbolically once just to create the weights (seconds, even for a tiny model)."""
+
+    def build(self, *args, **kwargs):
+        self.built = True
+
+
 class TFRobertaEmbeddingTable(keras.layers.Layer):
     """One lookup table. Its variable name is transformers' (`weight` for words, `embeddings` otherwise)."""
 
@@ -70,7 +78,7 @@ class TFRobertaEmbeddingTable(keras.layers.Layer):
         return tf.gather(tf.cast(self.weight, self.compute_dtype), ids)
 
 
-class TFRobertaEmbeddings(keras.layers.Layer):
+class TFRobertaEmbeddings(LazyBuildLayer):
     """word + position + token type, LayerNorm, dropout. Positions start at padding_idx + 1 (fairseq), so 514
     rows hold 512 tokens; type_vocab_size is 1, so token_type_ids must be 0."""
 
@@ -185,7 +193,7 @@ def attention(q, k, v, bias, row_keep, dropout: keras.layers.Dropout, training, 
     return tf.reshape(out, (tf.shape(out)[0], tf.shape(out)[1], H * D)), probs
 
 
-class TFRobertaSelfAttention(keras.layers.Layer):
+class TFRobertaSelfAttention(LazyBuildLayer):
     """query/key/value projections around `attention()`; decoders append to and return the layer's K/V."""
 
     def __init__(self, config, **kwargs):
@@ -217,7 +225,7 @@ class TFRobertaSelfAttention(keras.layers.Layer):
         return context, probs, ((k, v) if self.is_decoder else None)
 
 
-class TFRobertaSelfOutput(keras.layers.Layer):
+class TFRobertaSelfOutput(LazyBuildLayer):
     """dense -> dropout -> LayerNorm(x + residual): the post-LN residual block."""
 
     def __init__(self, config, **kwargs):
@@ -230,7 +238,7 @@ class TFRobertaSelfOutput(keras.layers.Layer):
         return self.LayerNorm(self.dropout(self.dense(hidden_states), training=training) + input_tensor)
 
 
-class TFRobertaAttention(keras.layers.Layer):
+class TFRobertaAttention(LazyBuildLayer):
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
         self.self_attention = TFRobertaSelfAttention(config, name="self")
@@ -243,7 +251,7 @@ class TFRobertaAttention(keras.layers.Layer):
         return self.dense_output(context, input_tensor=hidden_states, training=training), probs, present
 
 
-class TFRobertaIntermediate(keras.layers.Layer):
+class TFRobertaIntermediate(LazyBuildLayer):
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
         self.dense = keras.layers.Dense(config.intermediate_size, kernel_initializer=initializer(config), name="dense")
@@ -257,7 +265,7 @@ class TFRobertaOutput(TFRobertaSelfOutput):
     """The feed-forward's residual block: the same computation as TFRobertaSelfOutput, from I to C."""
 
 
-class TFRobertaLayer(keras.layers.Layer):
+class TFRobertaLayer(LazyBuildLayer):
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
         self.attention = TFRobertaAttention(config, name="attention")
@@ -273,7 +281,7 @@ class TFRobertaLayer(keras.layers.Layer):
         return out, probs, present
 
 
-class TFRobertaEncoder(keras.layers.Layer):
+class TFRobertaEncoder(LazyBuildLayer):
     def __init__(self, config, **kwargs):
         super().__init__(**kwargs)
         self.layer = [TFRobertaLayer(config, name=f"layer_._{i}") for i in range(config.num_hidden_layers)]
@@ -298,7 +306,7 @@ class TFRobertaEncoder(keras.layers.Layer):
         return hidden_states, all_hidden, all_probs, (presents if presents and presents[0] is not None else None)
 
 
-class TFRobertaPooler(keras.layers.Layer):
+class TFRobertaPooler(LazyBuildLayer):
     """dense + tanh on the first token (<s>)."""
 
     def __init__(self, config, **kwargs):
@@ -320,7 +328,7 @@ def _head_mask(head_mask, num_layers: int):
     return head_mask[:, None, :, None, None]  # (L, 1, H, 1, 1)
 
 
-class TFRobertaMainLayer(keras.layers.Layer):
+class TFRobertaMainLayer(LazyBuildLayer):
     """embeddings -> encoder -> optional pooler: TFRobertaModel's body, `roberta` inside every head."""
 
     def __init__(self, config, add_pooling_layer: bool = True, **kwargs):

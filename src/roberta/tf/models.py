@@ -19,7 +19,7 @@ from roberta.model_output import (BaseModelOutputWithPoolingAndCrossAttentions, 
                                   SequenceClassifierOutput, TokenClassifierOutput)
 
 from .base import TFRobertaPreTrainedModel
-from .modeling import TFRobertaMainLayer, get_activation, initializer
+from .modeling import LazyBuildLayer, TFRobertaMainLayer, get_activation, initializer
 
 logger = logging.getLogger(__name__)
 
@@ -123,7 +123,7 @@ class TFRobertaForCausalLM(TFRobertaPreTrainedModel):
                                                  hidden_states=outputs.hidden_states, attentions=outputs.attentions)
 
 
-class TFRobertaClassificationHead(keras.layers.Layer):
+class TFRobertaClassificationHead(LazyBuildLayer):
     """<s> token -> dropout -> dense -> tanh -> dropout -> out_proj (fairseq's head; not the pooler)."""
 
     def __init__(self, config, **kwargs):

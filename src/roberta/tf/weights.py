@@ -122,8 +122,13 @@ def assign_weights(model, values: dict[str, np.ndarray], ignore_mismatched_sizes
         variable.assign(value.astype(variable.dtype))
     missing = [n for n in variables if n not in values or n in mismatched]
     unexpected = [n for n in values if n not in variables]
-    if missing:
-        logger.warning("Weights of %s newly initialized (not in the checkpoint): %s", type(model).__name__, missing)
+    head = [n for n in missing if not n.startswith("roberta/")]  # a new task head: expected before fine-tuning
+    if head:
+        logger.info("Weights of %s newly initialized (not in the checkpoint): %s. This is expected for a new "
+                    "task head: fine-tune the model before using it for predictions.", type(model).__name__, head)
+    if len(head) < len(missing):
+        logger.warning("Weights of %s MISSING from the checkpoint and randomly initialized: %s",
+                       type(model).__name__, [n for n in missing if n not in head])
     if unexpected:
         logger.info("Checkpoint weights not used by %s: %s", type(model).__name__, unexpected)
     return {"missing_keys": missing, "unexpected_keys": unexpected, "mismatched_keys": mismatched, "error_msgs": []}
