@@ -49,6 +49,11 @@ case "${1:-}" in
   test)
     setup "test,clients,flax,tf,serve,ray,onnx"   # the whole suite: every optional extra
     ensure_browser
+    # The newest `tokenizers` beside the venv (transformers 4.57 pins an older one): our tokenizers are
+    # tested under it in a subprocess (tests/test_tokenization_robustness.py).
+    if [ ! -d "$VENV/newest-tokenizers/tokenizers" ]; then
+      "$VENV/bin/python" -m pip install -q --no-deps --upgrade --target "$VENV/newest-tokenizers" tokenizers
+    fi
     shift
     "$VENV/bin/python" -m pytest -q -n 2 --dist loadgroup "$@"
     ;;

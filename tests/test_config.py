@@ -24,6 +24,9 @@ CASES = [
     {k: v for k, v in ROBERTA_BASE_JSON.items() if k != "model_type"},
     {"vocab_size": 99, "hidden_size": 32, "num_hidden_layers": 2, "num_attention_heads": 4, "intermediate_size": 37,
      "hidden_act": "gelu_new", "classifier_dropout": 0.3, "torchscript": True, "tie_word_embeddings": False},
+    {"pruned_heads": {0: [1, 2], 3: [0]}, "gradient_checkpointing": True},  # pruned heads; a legacy key
+    {"num_beams": 4, "max_length": 64, "do_sample": True, "temperature": 0.7, "top_k": 5, "bad_words_ids": [[5]],
+     "no_repeat_ngram_size": 2, "decoder_start_token_id": 0},  # generation settings kept on old configs
 ]
 
 
@@ -103,21 +106,55 @@ def test_overrides_and_unused_kwargs(tmp_path):
     ({"hidden_size": 0}, "hidden_size must be a positive integer"),
     ({"vocab_size": -5}, "vocab_size must be a positive integer"),
     ({"num_hidden_layers": -1}, "num_hidden_layers must be a non-negative"),
+    ({"num_hidden_layers": 1e6}, "num_hidden_layers must be a non-negative integer, got 1000000.0"),
+    ({"num_hidden_layers": 1_000_000}, r"num_hidden_layers=1000000 is beyond any real RoBERTa \(limit 1,000\)"),
+    ({"max_position_embeddings": 10**9}, r"max_position_embeddings=1000000000 is beyond any real RoBERTa"),
+    ({"layer_norm_eps": 0.0}, "layer_norm_eps must be a positive number"),
+    ({"layer_norm_eps": -1e-5}, "layer_norm_eps must be a positive number"),
+    ({"vocab_size": 10, "pad_token_id": 10}, r"pad_token_id=10 is not a token of the vocabulary \(ids 0..9\)"),
+    ({"pad_token_id": -1}, "pad_token_id=-1 is not a token of the vocabulary"),
     ({"hidden_act": "gelu_nonexistent"}, "hidden_act 'gelu_nonexistent' is not supported"),
-    ({"problem_type": "ranking"}, "problem_type 'ranking' is not one of"),
     ({"position_embedding_type": "rotary"}, "position_embedding_type 'rotary'"),
     ({"hidden_dropout_prob": 1.5}, r"hidden_dropout_prob must be in \[0, 1\]"),
-    ({"dtype": "float17"}, "dtype 'float17' is not a torch dtype"),
 ])
 def test_validation_errors(kwargs, message):
+    """Like transformers, the config holds any value; validate() (run when a model is built or loaded) names
+    the bad one."""
+    config = RobertaConfig(**kwargs)
+    with pytest.raises(ValueError, match=message):
+        config.validate()
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"problem_type": "ranking"}, "problem_type 'ranking' is not one of"),
+    ({"dtype": "float17"}, "dtype 'float17' is not a torch dtype"),
+])
+def test_construction_errors(kwargs, message):
     with pytest.raises(ValueError, match=message):
         RobertaConfig(**kwargs)
 
 
-def test_overrides_are_validated(tmp_path):
-    RobertaConfig().save_pretrained(tmp_path)
-    with pytest.raises(ValueError, match="not a multiple"):
-        RobertaConfig.from_pretrained(tmp_path, hidden_size=100)
+def test_construction_accepts_what_transformers_accepts():
+    """transformers' ConfigTester builds RobertaConfig(hidden_size=0) and hidden sizes heads do not divide;
+    the heads check belongs to building attention (validate_for_attention), as in transformers."""
+    from transformers import RobertaConfig as HFConfig
+
+    for kwargs in ({"hidden_size": 0}, {"hidden_size": 30, "num_attention_heads": 4}, {"layer_norm_eps": 0}):
+        assert RobertaConfig(**kwargs).to_dict()["hidden_size"] == HFConfig(**kwargs).to_dict()["hidden_size"]
+    with pytest.raises(ValueError, match=r"hidden size \(30\) is not a multiple"):
+        RobertaConfig(hidden_size=30, num_attention_heads=4).validate_for_attention()
+    RobertaConfig(hidden_size=30, num_attention_heads=4, embedding_size=16).validate_for_attention()  # factorised: exempt
+
+
+def test_overrides_are_validated_when_the_model_loads(tmp_path):
+    from roberta import RobertaModel
+
+    model = RobertaModel(RobertaConfig(vocab_size=20, hidden_size=8, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=16, max_position_embeddings=12))
+    model.save_pretrained(tmp_path)
+    assert RobertaConfig.from_pretrained(tmp_path, hidden_size=101).hidden_size == 101  # a config holds it
+    with pytest.raises(ValueError, match=r"config\.json: The hidden size \(101\) is not a multiple"):
+        RobertaModel.from_pretrained(tmp_path, hidden_size=101)
 
 
 def test_all_listed_activations_exist_in_transformers():
@@ -183,3 +220,21 @@ def test_from_json_file(tmp_path):
     path.write_text(json.dumps(ROBERTA_BASE_JSON))
     assert RobertaConfig.from_json_file(path).max_position_embeddings == 514
     assert RobertaConfig.from_pretrained(path).max_position_embeddings == 514  # a direct .json path works too
+
+
+def test_subfolder(tmp_path):
+    RobertaConfig(hidden_size=48, num_attention_heads=3).save_pretrained(tmp_path / "test")
+    assert RobertaConfig.from_pretrained(tmp_path, subfolder="test").hidden_size == 48
+    with pytest.raises(OSError, match="subfolder 'nope' not found"):
+        RobertaConfig.from_pretrained(tmp_path, subfolder="nope")
+
+
+def test_text_config_sub_configs_and_pruned_heads_round_trip(tmp_path):
+    config = RobertaConfig(pruned_heads={"1": {2, 0}})
+    assert config.get_text_config() is config and config.get_text_config(decoder=True) is config
+    assert RobertaConfig.sub_configs == transformers.RobertaConfig.sub_configs == {}
+    assert config.pruned_heads == {1: [0, 2]}
+    config.save_pretrained(tmp_path)
+    assert json.loads((tmp_path / "config.json").read_text())["pruned_heads"] == {"1": [0, 2]}
+    assert RobertaConfig.from_pretrained(tmp_path).pruned_heads == {1: [0, 2]}
+    assert transformers.RobertaConfig.from_pretrained(tmp_path).pruned_heads == {1: [0, 2]}

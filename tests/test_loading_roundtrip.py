@@ -203,5 +203,5 @@ def test_subfolder(tmp_path):
     ref.save_pretrained(tmp_path / "sub")
     model = ours_cls("RobertaModel").from_pretrained(tmp_path, subfolder="sub")
     assert_same_outputs(model, ref, inputs("RobertaModel"))
-    with pytest.raises(NotImplementedError, match="local folders only"):
-        ours_cls("RobertaModel").from_pretrained("org/name", subfolder="sub")
+    with pytest.raises(OSError, match=r"sub/config\.json of 'org/name' is not in the local hub cache"):
+        ours_cls("RobertaModel").from_pretrained("org/name", subfolder="sub", local_files_only=True)

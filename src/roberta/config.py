@@ -10,6 +10,7 @@ import copy
 import json
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any
 
 from roberta._io import atomic_write_text
@@ -27,6 +28,9 @@ ACTIVATIONS = (
 
 PROBLEM_TYPES = ("regression", "single_label_classification", "multi_label_classification")
 POSITION_EMBEDDING_TYPES = ("absolute", "relative_key", "relative_key_query")
+# Sizes no RoBERTa comes near (the deepest is ~48 layers, the longest ~32k positions): a config beyond them
+# is corrupt, and building it would hang (a million layers) or allocate gigabytes (a billion positions).
+SIZE_LIMITS = {"num_hidden_layers": 1_000, "max_position_embeddings": 1 << 20}
 
 # Legacy generation settings transformers v4 still keeps on every config (and in to_dict). We keep them so
 # to_dict matches and configs with them round-trip; they belong in a GenerationConfig nowadays.
@@ -55,6 +59,10 @@ def _to_torch_dtype(value):
     if not isinstance(dtype, torch.dtype):
         raise ValueError(f"dtype {value!r} is not a torch dtype name (use e.g. 'float32', 'float16', 'bfloat16')")
     return dtype
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _dtype_to_str(value):
@@ -86,6 +94,7 @@ class PretrainedConfig:
     model_type: str = ""
     _commit_hash = None  # the hub revision a config came from; transformers.pipeline reads it from any config
     attribute_map: dict[str, str] = {}
+    sub_configs: dict[str, type] = {}  # nested configs of composite models (e.g. a vision tower); none here
 
     def __init__(
         self,
@@ -136,7 +145,8 @@ class PretrainedConfig:
         self.torchscript = torchscript
         self.dtype = _to_torch_dtype(dtype)
         self._output_attentions = output_attentions
-        self.pruned_heads = {int(k): v for k, v in (pruned_heads or {}).items()}
+        # {layer: [head, ...]}: JSON object keys are strings, and a set would not serialize.
+        self.pruned_heads = {int(k): sorted(v) for k, v in (pruned_heads or {}).items()}
         self.tie_word_embeddings = tie_word_embeddings
         self.chunk_size_feed_forward = chunk_size_feed_forward
         self.is_encoder_decoder = is_encoder_decoder
@@ -169,6 +179,8 @@ class PretrainedConfig:
         kwargs.pop("_attn_implementation", None)  # never serialized; tolerate it in hand-made dicts
         kwargs.pop("transformers_version", None)
         kwargs.pop("_commit_hash", None)
+        if kwargs.get("gradient_checkpointing"):  # legacy key: kept (and saved) so older configs round-trip
+            logger.warning("gradient_checkpointing in a config is deprecated; call model.gradient_checkpointing_enable()")
         self.tf_legacy_loss = kwargs.pop("tf_legacy_loss", False)
         self.use_bfloat16 = kwargs.pop("use_bfloat16", False)
         if "model_type" in kwargs and kwargs["model_type"] == self.model_type:
@@ -232,6 +244,10 @@ class PretrainedConfig:
     def validate(self) -> None:
         """Hook for subclasses; raises ValueError on settings the model cannot be built with."""
 
+    def get_text_config(self, decoder=None, encoder=None) -> "PretrainedConfig":
+        """The config of the text model: for a text-only model like RoBERTa, the config itself."""
+        return self
+
     # ---- serialization ----------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
         """Every attribute (the form transformers' to_dict gives, without transformers_version)."""
@@ -281,6 +297,9 @@ class PretrainedConfig:
                     f"num_labels={kwargs['num_labels']} does not match id2label with {len(id2label)} entries "
                     f"({kwargs['id2label']}); pass only one of them"
                 )
+        if not isinstance(config_dict, Mapping):
+            raise ValueError(f"a config must be a JSON object / dict of settings, got {type(config_dict).__name__}: "
+                             f"{config_dict!r:.80}")
         config_dict = dict(config_dict)
         config_dict["attn_implementation"] = kwargs.pop("attn_implementation", config_dict.get("attn_implementation"))
         config = cls(**config_dict)
@@ -295,7 +314,6 @@ class PretrainedConfig:
                 unused[key] = value
         if config.problem_type is not None and config.problem_type not in PROBLEM_TYPES:
             raise ValueError(f"problem_type {config.problem_type!r} is not one of {PROBLEM_TYPES} (or None)")
-        config.validate()
         return (config, unused) if return_unused_kwargs else config
 
     @classmethod
@@ -303,30 +321,32 @@ class PretrainedConfig:
         return cls(**read_json_file(json_file))
 
     @classmethod
-    def get_config_dict(cls, path_or_id, *, cache_dir=None, revision=None, local_files_only=False, token=None):
-        """Resolve and parse config.json of a folder, hub id or direct .json path; returns (dict, file path)."""
+    def get_config_dict(cls, path_or_id, *, cache_dir=None, revision=None, local_files_only=False, token=None,
+                        subfolder=""):
+        """Resolve and parse config.json of a folder (or its `subfolder`), hub id or direct .json path;
+        returns (dict, file path)."""
         if os.path.isfile(os.fspath(path_or_id)):
             path = os.fspath(path_or_id)
         else:
             from roberta.hub import resolve_file
 
             path = resolve_file(path_or_id, CONFIG_NAME, cache_dir=cache_dir, revision=revision,
-                                local_files_only=local_files_only, token=token)
+                                local_files_only=local_files_only, token=token, subfolder=subfolder or "")
         return read_json_file(path), path
 
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *, cache_dir=None, revision=None,
-                        local_files_only=False, token=None, return_unused_kwargs=False, **kwargs):
+                        local_files_only=False, token=None, return_unused_kwargs=False, subfolder="", **kwargs):
         """Load config.json from a folder, a hub id (through the huggingface_hub cache) or a .json path.
 
         Keyword arguments that name config attributes override the file (`num_labels=3`, `is_decoder=True`,
         `attn_implementation="eager"`); others come back when `return_unused_kwargs=True`.
         """
-        for ignored in ("force_download", "resume_download", "proxies", "subfolder", "trust_remote_code",
+        for ignored in ("force_download", "resume_download", "proxies", "trust_remote_code",
                         "_from_auto", "_from_pipeline"):
             kwargs.pop(ignored, None)
         config_dict, path = cls.get_config_dict(pretrained_model_name_or_path, cache_dir=cache_dir, revision=revision,
-                                                local_files_only=local_files_only, token=token)
+                                                local_files_only=local_files_only, token=token, subfolder=subfolder)
         found = config_dict.get("model_type")
         if cls.model_type and found is not None and found != cls.model_type:
             raise ValueError(
@@ -360,8 +380,9 @@ class RobertaConfig(PretrainedConfig):
     tokens including <s> and </s>), `type_vocab_size=1` (RoBERTa has no segment embeddings beyond row 0)
     and `layer_norm_eps=1e-5`. Defaults stay BERT's because `to_diff_dict` compares against them.
 
-    Raises ValueError when hidden_size is not a multiple of num_attention_heads, when a size is not
-    positive, for an unknown `hidden_act`, `position_embedding_type` or `problem_type`.
+    Any values are accepted at construction, as in transformers (only `problem_type` is checked there);
+    `validate()` raises a clear ValueError for settings a model cannot be built with, and model loading and
+    building call it.
     """
 
     model_type = "roberta"
@@ -404,22 +425,31 @@ class RobertaConfig(PretrainedConfig):
         self.position_embedding_type = position_embedding_type
         self.use_cache = use_cache
         self.classifier_dropout = classifier_dropout
-        self.validate()
 
     def validate(self) -> None:
+        """Raise ValueError on settings a model cannot be built with (or would build into NaN, a hang or
+        gigabytes of buffers). Called when a model is built or loaded, not when the config is made: like
+        transformers, a config holds any values until then (its common tests build e.g. hidden_size=0)."""
         for name in ("vocab_size", "hidden_size", "num_attention_heads", "intermediate_size",
                      "max_position_embeddings", "type_vocab_size"):
             value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            if not _is_int(value) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if not isinstance(self.num_hidden_layers, int) or self.num_hidden_layers < 0:
+        if not _is_int(self.num_hidden_layers) or self.num_hidden_layers < 0:
             raise ValueError(f"num_hidden_layers must be a non-negative integer, got {self.num_hidden_layers!r}")
-        # Models with a factorised embedding (an `embedding_size` attribute) are exempt, as in transformers.
-        if self.hidden_size % self.num_attention_heads != 0 and not hasattr(self, "embedding_size"):
-            raise ValueError(
-                f"The hidden size ({self.hidden_size}) is not a multiple of the number of attention heads "
-                f"({self.num_attention_heads})"
-            )
+        for name, limit in SIZE_LIMITS.items():
+            if getattr(self, name) > limit:
+                raise ValueError(f"{name}={getattr(self, name)} is beyond any real RoBERTa (limit {limit:,}); building "
+                                 f"it would take hours or all memory. Is the value (or its config.json) corrupt?")
+        self.validate_for_attention()
+        eps = self.layer_norm_eps
+        if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not 0 < eps < float("inf"):
+            raise ValueError(f"layer_norm_eps must be a positive number (RoBERTa uses 1e-5), got {eps!r}; zero or "
+                             f"negative values turn LayerNorm outputs into NaN")
+        pad = self.pad_token_id
+        if pad is not None and (not _is_int(pad) or not 0 <= pad < self.vocab_size):
+            raise ValueError(f"pad_token_id={pad!r} is not a token of the vocabulary (ids 0..{self.vocab_size - 1}); "
+                             f"set pad_token_id to the tokenizer's pad id (1 for roberta-base) or None")
         if isinstance(self.hidden_act, str) and self.hidden_act not in ACTIVATIONS:
             raise ValueError(f"hidden_act {self.hidden_act!r} is not supported; choose one of {ACTIVATIONS}")
         if self.position_embedding_type not in POSITION_EMBEDDING_TYPES:
@@ -433,14 +463,32 @@ class RobertaConfig(PretrainedConfig):
         if self.classifier_dropout is not None and not 0.0 <= self.classifier_dropout <= 1.0:
             raise ValueError(f"classifier_dropout must be in [0, 1] or None, got {self.classifier_dropout!r}")
 
+    def validate_for_attention(self) -> None:
+        """The check transformers makes when it builds self-attention: heads split hidden_size evenly.
+        Models with a factorised embedding (an `embedding_size` attribute) are exempt, as there."""
+        if self.hidden_size % self.num_attention_heads != 0 and not hasattr(self, "embedding_size"):
+            raise ValueError(
+                f"The hidden size ({self.hidden_size}) is not a multiple of the number of attention heads "
+                f"({self.num_attention_heads})"
+            )
 
 def prepare_config(config_class, path_or_id, config, hub: dict, overrides: dict):
     """The config a model's from_pretrained builds with: read from `path_or_id` (or from `config` when that is a
-    path or hub id), or a copy of a given config object; keyword overrides that name attributes are applied.
+    path or hub id), or a copy of a given config object; keyword overrides that name attributes are applied,
+    then the whole is validated (a bad value read from a file is reported with that file's path).
     Returns (config, overrides that are not config attributes)."""
     if config is None or isinstance(config, (str, os.PathLike)):
-        source = path_or_id if config is None else config
-        return config_class.from_pretrained(source, return_unused_kwargs=True, **hub, **overrides)
+        source = os.fspath(path_or_id if config is None else config)
+        config, unused = config_class.from_pretrained(source, return_unused_kwargs=True, **hub, **overrides)
+        try:
+            config.validate()
+        except ValueError as err:
+            subfolder = hub.get("subfolder") or ""
+            folder = os.path.join(source, subfolder)
+            where = (source if os.path.isfile(source) else os.path.join(folder, CONFIG_NAME) if os.path.isdir(folder)
+                     else f"{os.path.join(subfolder, CONFIG_NAME)} of {source}")
+            raise ValueError(f"{where}: {err}") from None
+        return config, unused
     if not isinstance(config, PretrainedConfig):
         raise TypeError(f"config must be a PretrainedConfig, a path or a hub id; got {type(config).__name__}")
     config, unused = copy.deepcopy(config), {}

@@ -30,9 +30,15 @@ def resolve_file(
     local_files_only: bool = False,
     token: str | bool | None = None,
     required: bool = True,
+    subfolder: str = "",
 ) -> str | None:
-    """Return the local path of `filename` inside a folder or hub repo, or None if absent and not required."""
+    """Return the local path of `filename` inside a folder or hub repo (or its `subfolder`), or None if
+    absent and not required."""
     path_or_id = os.fspath(path_or_id)
+    if subfolder and is_local(path_or_id):
+        path_or_id = os.path.join(path_or_id, subfolder)
+        if not is_local(path_or_id):
+            raise ResolveError(f"subfolder {subfolder!r} not found: {path_or_id!r} is not a folder")
     if is_local(path_or_id):
         candidate = os.path.join(path_or_id, filename)
         if os.path.isfile(candidate):
@@ -46,6 +52,7 @@ def resolve_file(
     if path_or_id.count("/") > 1 or path_or_id.startswith((".", "/", "~")) or not path_or_id.strip():
         raise ResolveError(f"{path_or_id!r} is neither an existing folder nor a valid hub id (like 'FacebookAI/roberta-base')")
 
+    shown = f"{subfolder}/{filename}" if subfolder else filename  # for messages
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import EntryNotFoundError, LocalEntryNotFoundError, RepositoryNotFoundError
 
@@ -57,6 +64,7 @@ def resolve_file(
             filename=filename,
             cache_dir=os.fspath(cache_dir) if cache_dir is not None else None,
             revision=revision,
+            subfolder=subfolder or None,
             local_files_only=offline or unreachable is not None,  # no 30 s of "Retrying" per file
             token=token,
         )
@@ -67,13 +75,13 @@ def resolve_file(
             f"the hub could not be reached ({unreachable or 'connection failed'})"
         if required:
             raise ResolveError(
-                f"{filename} of {path_or_id!r} is not in the local hub cache and {where}. "
+                f"{shown} of {path_or_id!r} is not in the local hub cache and {where}. "
                 f"Pass a local folder, or download it first."
             ) from None
         return None
     except EntryNotFoundError:  # after LocalEntryNotFoundError, which subclasses it
         if required:
-            raise ResolveError(f"{filename} not found in hub repo {path_or_id!r} (revision {revision or 'main'})") from None
+            raise ResolveError(f"{shown} not found in hub repo {path_or_id!r} (revision {revision or 'main'})") from None
         return None
     except RepositoryNotFoundError:
         raise ResolveError(f"{path_or_id!r} is not a local folder and no hub repo of that name was found") from None

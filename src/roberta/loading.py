@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import pickle
 import re
@@ -27,9 +28,10 @@ from torch import nn
 
 from roberta.config import CONFIG_NAME, RobertaConfig, prepare_config
 from roberta.hub import is_local
+from roberta.safetensors_format import SafetensorsError, read_header
 from roberta.weight_files import (  # noqa: F401 (re-exported: the public names lived here first)
     SAFE_INDEX_NAME, SAFE_WEIGHTS_NAME, TORCH_INDEX_NAME, TORCH_WEIGHTS_NAME, WEIGHT_FILES, CheckpointError,
-    find_weight_files, with_variant)
+    find_weight_files, merge_shards, with_variant)
 
 logger = logging.getLogger(__name__)
 
@@ -55,6 +57,7 @@ _ST_DTYPES = {
     "F64": torch.float64, "F32": torch.float32, "F16": torch.float16, "BF16": torch.bfloat16,
     "I64": torch.int64, "I32": torch.int32, "I16": torch.int16, "I8": torch.int8, "U8": torch.uint8,
     "BOOL": torch.bool, "F8_E4M3": torch.float8_e4m3fn, "F8_E5M2": torch.float8_e5m2,
+    "U16": torch.uint16, "U32": torch.uint32, "U64": torch.uint64,
 }
 
 
@@ -93,37 +96,23 @@ def read_safetensors(path: str, dtype: torch.dtype | None = None) -> dict[str, t
     cache, and writing to a parameter never touches the file. Our saves replace files (os.replace) rather
     than rewrite them, so re-saving into the folder a model was loaded from is safe.
     """
+    try:
+        entries, _ = read_header(path)
+    except SafetensorsError as err:
+        raise CheckpointError(str(err)) from None
     size = os.path.getsize(path)
-    with open(path, "rb") as f:
-        head = f.read(8)
-        header_len = int.from_bytes(head, "little") if len(head) == 8 else -1
-        if header_len < 0 or 8 + header_len > size:
-            raise CheckpointError(f"{path} is truncated or not a safetensors file (header does not fit in {size} bytes)")
-        try:
-            header = json.loads(f.read(header_len))
-        except (json.JSONDecodeError, UnicodeDecodeError) as err:
-            raise CheckpointError(f"{path} is corrupt: its safetensors header is not valid JSON ({err})") from None
-    header.pop("__metadata__", None)
-    base = 8 + header_len
-    data_end = max((info["data_offsets"][1] for info in header.values()), default=0)
-    if base + data_end > size:
-        raise CheckpointError(
-            f"{path} is truncated: its header describes {base + data_end} bytes but the file has {size} "
-            f"(an interrupted download or copy?)"
-        )
     storage = torch.UntypedStorage.from_file(path, shared=False, nbytes=size) if size else None
     out = {}
-    for name, info in header.items():
-        if info["dtype"] not in _ST_DTYPES:
-            raise CheckpointError(f"{path}: tensor {name} has unsupported dtype {info['dtype']}")
-        src = _ST_DTYPES[info["dtype"]]
-        begin, end = info["data_offsets"]
+    for name, entry in entries.items():
+        if entry.dtype not in _ST_DTYPES:
+            raise CheckpointError(f"{path}: tensor {name!r} has dtype {entry.dtype}, which torch cannot hold")
+        src = _ST_DTYPES[entry.dtype]
         itemsize = torch.empty(0, dtype=src).element_size()
-        if (base + begin) % itemsize == 0:
-            tensor = torch.empty(0, dtype=src).set_(storage, (base + begin) // itemsize, info["shape"])
+        if entry.begin % itemsize == 0:
+            tensor = torch.empty(0, dtype=src).set_(storage, entry.begin // itemsize, entry.shape)
         else:  # misaligned (hand-written file): copy the bytes out
-            raw = torch.empty(0, dtype=torch.uint8).set_(storage, base + begin, (end - begin,))
-            tensor = raw.clone().view(src).reshape(info["shape"])
+            raw = torch.empty(0, dtype=torch.uint8).set_(storage, entry.begin, (entry.end - entry.begin,))
+            tensor = raw.clone().view(src).reshape(entry.shape)
         if dtype is not None and tensor.is_floating_point() and tensor.dtype != dtype:
             tensor = tensor.to(dtype)
         out[name] = tensor
@@ -159,11 +148,8 @@ def read_checkpoint(files: list[str], dtype: torch.dtype | None = None) -> dict[
         from tqdm.auto import tqdm
 
         files = tqdm(files, desc="Loading checkpoint shards", disable=None)
-    state = {}
-    for path in files:
-        reader = read_safetensors if path.endswith(".safetensors") else read_torch_bin
-        state.update(reader(path, dtype))
-    return state
+    return merge_shards((path, (read_safetensors if path.endswith(".safetensors") else read_torch_bin)(path, dtype))
+                        for path in files)
 
 
 # ---- dtype and device placement ------------------------------------------------------------------------
@@ -261,9 +247,20 @@ class _SkipInitOnMeta(torch.overrides.TorchFunctionMode):
             return target
         if func is torch.arange and kwargs.get("device") is None:
             # position-id buffers: arange on meta goes through sympy-backed decompositions (~40 MB, seconds
-            # on first use); a small CPU arange moved to meta has the same shape and dtype.
-            return func(*args, **kwargs, device="cpu").to("meta")
+            # on first use); an empty meta tensor of the same length and dtype costs nothing, whatever
+            # max_position_embeddings says (a CPU arange of 1e9 positions would allocate 8 GB).
+            return _meta_arange(*args, **kwargs)
         return func(*args, **kwargs)
+
+
+def _meta_arange(*args, dtype=None, **kwargs) -> torch.Tensor:
+    """torch.arange's result shape and dtype on the meta device, computed without running arange."""
+    if not all(isinstance(a, (int, float)) for a in args) or kwargs.keys() - {"requires_grad", "layout"}:
+        return torch.arange(*args, dtype=dtype, **kwargs, device="cpu").to("meta")
+    start, end, step = (0, args[0], 1) if len(args) == 1 else (*args, 1)[:3]
+    if dtype is None:
+        dtype = torch.int64 if all(isinstance(a, int) for a in args) else torch.get_default_dtype()
+    return torch.empty(max(0, math.ceil((end - start) / step)), dtype=dtype, device="meta")
 
 
 def _tied_groups(model: nn.Module) -> list[list[str]]:
@@ -406,10 +403,8 @@ def load_model(cls, pretrained_model_name_or_path, *model_args, config=None, dty
     missing_keys, unexpected_keys, mismatched_keys and error_msgs.
     """
     path = pretrained_model_name_or_path
-    if subfolder:
-        if not is_local(path):
-            raise NotImplementedError(f"subfolder={subfolder!r} is supported for local folders only, not hub id {path!r}")
-        path = os.path.join(path, subfolder)
+    if subfolder and is_local(path):
+        path, subfolder = os.path.join(path, subfolder), ""
     if torch_dtype is not None:
         warnings.warn("torch_dtype is deprecated; use dtype", FutureWarning, stacklevel=3)
         dtype = torch_dtype if dtype is None else dtype
@@ -417,7 +412,8 @@ def load_model(cls, pretrained_model_name_or_path, *model_args, config=None, dty
         kwargs.pop(name, None)
     if kwargs.pop("state_dict", None) is not None:
         raise NotImplementedError("from_pretrained(state_dict=...) is not supported; use model.load_state_dict")
-    hub = {"cache_dir": cache_dir, "revision": revision, "local_files_only": local_files_only, "token": token}
+    hub = {"cache_dir": cache_dir, "revision": revision, "local_files_only": local_files_only, "token": token,
+           "subfolder": subfolder}
     generation_config = kwargs.pop("generation_config", None)
     quantization_config = kwargs.pop("quantization_config", None)  # roberta.quantization, applied after the load
     config, unused = _prepare_config(cls, path, config, attn_implementation, hub, kwargs)

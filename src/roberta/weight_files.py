@@ -52,7 +52,7 @@ def find_weight_files(path_or_id, hub: dict, use_safetensors: bool | None, varia
         index = read_json_file(path)
         if not isinstance(index.get("weight_map"), dict):
             raise CheckpointError(f"{path} has no 'weight_map' object; it is not a sharded checkpoint index")
-        shards = sorted(set(index["weight_map"].values()))
+        shards = sorted(set(_shard_name(path, v) for v in index["weight_map"].values()))
         return [resolve_file(path_or_id, shard, **hub) for shard in shards]
     if not required:
         return []
@@ -61,6 +61,29 @@ def find_weight_files(path_or_id, hub: dict, use_safetensors: bool | None, varia
         present = ", ".join(sorted(os.listdir(path_or_id))) or "nothing"
         raise CheckpointError(f"no weights ({wanted}) in folder {os.fspath(path_or_id)!r}; it holds: {present}")
     raise CheckpointError(f"no weights ({wanted}) found for {path_or_id!r} (revision {hub.get('revision') or 'main'})")
+
+
+def _shard_name(index_path: str, name) -> str:
+    """A shard named by an index must be a file inside the model folder: no absolute path, no `..`."""
+    if not isinstance(name, str) or not name:
+        raise CheckpointError(f"{index_path}: weight_map values must be shard file names, got {name!r}")
+    parts = name.replace("\\", "/").split("/")
+    if os.path.isabs(name) or name.startswith(("/", "\\")) or ".." in parts or ":" in parts[0]:
+        raise CheckpointError(f"{index_path} names shard {name!r}, which is outside the model folder; refused "
+                              f"(an index may only name files inside its own folder)")
+    return name
+
+
+def merge_shards(states) -> dict:
+    """One state dict from (path, {name: tensor}) per shard; a tensor stored in two shards is refused
+    (which copy is right cannot be known)."""
+    out, home = {}, {}
+    for path, state in states:
+        for name, tensor in state.items():
+            if name in home:
+                raise CheckpointError(f"tensor {name!r} is stored in two shards, {home[name]} and {path}")
+            out[name], home[name] = tensor, path
+    return out
 
 
 # ---- numpy readers ------------------------------------------------------------------------------------------
@@ -154,7 +177,5 @@ def read_torch_bin_numpy(path: str) -> dict[str, np.ndarray]:
 
 def read_numpy_weights(files: list[str]) -> dict[str, np.ndarray]:
     """Merge the (PyTorch-named) arrays of one or more weight files (shards)."""
-    out = {}
-    for path in files:
-        out.update(read_safetensors_numpy(path) if path.endswith(".safetensors") else read_torch_bin_numpy(path))
-    return out
+    return merge_shards((path, read_safetensors_numpy(path) if path.endswith(".safetensors") else read_torch_bin_numpy(path))
+                        for path in files)

@@ -50,6 +50,7 @@ class RobertaPreTrainedModel(nn.Module):
 
     def __init__(self, config, *args, **kwargs):
         super().__init__()
+        getattr(config, "validate", lambda: None)()  # a clear error for values no model can be built with
         impl = getattr(config, "_attn_implementation", None)
         if impl is None:
             try:  # record the default the way transformers does, so config shows what runs

@@ -30,6 +30,16 @@ def _set_prefix_flags(node, add_prefix_space: bool, trim_offsets: bool | None = 
             _set_prefix_flags(v, add_prefix_space, trim_offsets)
 
 
+def roberta_post_processor(sep: tuple[str, int], cls: tuple[str, int], trim_offsets: bool = True,
+                           add_prefix_space: bool = False):
+    """`<s> A </s></s> B </s>` as a `tokenizers` post-processor.
+
+    sep and cls go by position: tokenizers 0.23 renamed the `cls` keyword to `cls_token`, so either keyword
+    breaks one side of the range we support (>=0.19); the positions never changed.
+    """
+    return processors.RobertaProcessing(sep, cls, trim_offsets=trim_offsets, add_prefix_space=add_prefix_space)
+
+
 class RobertaTokenizerFast(RobertaTokenizerBase):
     """Byte-level BPE tokenizer for RoBERTa backed by `tokenizers` (from tokenizer.json or vocab.json + merges.txt)."""
 
@@ -84,9 +94,8 @@ class RobertaTokenizerFast(RobertaTokenizerBase):
                                    fuse_unk=False))
         tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)
         tok.decoder = decoders.ByteLevel()
-        tok.post_processor = processors.RobertaProcessing(
-            sep=(sep_token, vocab.get(sep_token, 0)), cls=(cls_token, vocab.get(cls_token, 0)),
-            trim_offsets=True, add_prefix_space=False)
+        tok.post_processor = roberta_post_processor((sep_token, vocab.get(sep_token, 0)),
+                                                    (cls_token, vocab.get(cls_token, 0)))
         return tok
 
     @property

@@ -14,7 +14,7 @@ from .added_tokens import AddedToken
 
 logger = logging.getLogger(__name__)
 
-_HUB_KWARGS = ("cache_dir", "revision", "local_files_only", "token")
+_HUB_KWARGS = ("cache_dir", "revision", "local_files_only", "token", "subfolder")
 _IGNORED_CONFIG_KEYS = {"tokenizer_class", "auto_map", "name_or_path", "added_tokens_decoder", "special_tokens_map_file",
                         "tokenizer_file", "vocab_file", "merges_file", "extra_special_tokens", "processor_class"}
 _SPECIALS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
@@ -26,6 +26,42 @@ def _read_json(path: str, what: str):
             return json.load(f)
     except json.JSONDecodeError as e:
         raise ValueError(f"{what} {path!r} is not valid JSON ({e.msg} at line {e.lineno})") from None
+    except UnicodeDecodeError as e:
+        raise ValueError(f"{what} {path!r} is not UTF-8 text ({e.reason})") from None
+
+
+def _check_json_object(data, path: str, what: str) -> dict:
+    if not isinstance(data, dict):
+        raise ValueError(f"{what} {path!r} must hold a JSON object, got {type(data).__name__}")
+    return data
+
+
+def _is_token(value) -> bool:
+    return isinstance(value, str) or (isinstance(value, dict) and isinstance(value.get("content"), str))
+
+
+# tokenizer_config.json keys we read -> (what the value must be, test). Checked up front, so a bad value is
+# reported with its file and key instead of surfacing as an error deep in the tokenizer.
+_CONFIG_CHECKS = {
+    "model_max_length": ("an integer or null", lambda v: v is None or (isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0)),
+    "padding_side": ("'right' or 'left'", lambda v: v in ("right", "left")),
+    "truncation_side": ("'right' or 'left'", lambda v: v in ("right", "left")),
+    "add_prefix_space": ("true or false", lambda v: isinstance(v, bool)),
+    "trim_offsets": ("true or false", lambda v: isinstance(v, bool)),
+    "clean_up_tokenization_spaces": ("true or false", lambda v: isinstance(v, bool)),
+    "errors": ("a codec error handler name like 'replace'", lambda v: isinstance(v, str)),
+    "model_input_names": ("a list of names", lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v)),
+    "additional_special_tokens": ("a list of tokens", lambda v: isinstance(v, list) and all(map(_is_token, v))),
+    "added_tokens_decoder": ("an object {id: {content: ...}}", lambda v: isinstance(v, dict) and all(
+        k.isdigit() and _is_token(t) and isinstance(t, dict) for k, t in v.items())),
+    **{k: ("a token string or {content: ...} object (or null)", lambda v: v is None or _is_token(v)) for k in _SPECIALS},
+}
+
+
+def _check_values(data: dict, path: str, what: str) -> None:
+    for key, (expected, ok) in _CONFIG_CHECKS.items():
+        if key in data and not ok(data[key]):
+            raise ValueError(f"{what} {path!r}: {key} must be {expected}, got {data[key]!r:.80}")
 
 
 def load_pretrained(cls, path_or_id, init_inputs, kwargs):
@@ -41,18 +77,26 @@ def load_pretrained(cls, path_or_id, init_inputs, kwargs):
         return resolve_file(path_or_id, name, required=required, **hub)
 
     config_file = find("tokenizer_config.json")
-    config = _read_json(config_file, "tokenizer config") if config_file else {}
-    if not isinstance(config, dict):
-        raise ValueError(f"tokenizer config {config_file!r} must be a JSON object")
+    config = {}
+    if config_file:
+        config = _check_json_object(_read_json(config_file, "tokenizer config"), config_file, "tokenizer config")
+        _check_values(config, config_file, "tokenizer config")
     map_file = find("special_tokens_map.json")
-    special_map = _read_json(map_file, "special tokens map") if map_file else {}
+    special_map = {}
+    if map_file:
+        special_map = _check_json_object(_read_json(map_file, "special tokens map"), map_file, "special tokens map")
+        _check_values(special_map, map_file, "special tokens map")
+    # Files named by the caller (tokenizer_file=..., vocab_file=...) win over the folder's.
+    given = {k: kwargs.pop(k) for k in list(cls.vocab_files_names) if k in kwargs}
     files = {}
-    tokenizer_json = find("tokenizer.json") if "tokenizer_file" in cls.vocab_files_names else None
+    tokenizer_json = None
+    if "tokenizer_file" in cls.vocab_files_names:
+        tokenizer_json = given.get("tokenizer_file") or find("tokenizer.json")
     if tokenizer_json:
         files["tokenizer_file"] = tokenizer_json
     need_vocab = tokenizer_json is None
-    files["vocab_file"] = find("vocab.json", required=need_vocab)
-    files["merges_file"] = find("merges.txt", required=need_vocab)
+    files["vocab_file"] = given.get("vocab_file") or find("vocab.json", required=need_vocab)
+    files["merges_file"] = given.get("merges_file") or find("merges.txt", required=need_vocab)
 
     init = {k: v for k, v in config.items() if k not in _IGNORED_CONFIG_KEYS}
     for key, value in (special_map or {}).items():
@@ -78,7 +122,12 @@ def load_pretrained(cls, path_or_id, init_inputs, kwargs):
         files.pop("merges_file", None)
     added_json = find("added_tokens.json")
     if added_json:  # legacy slow-tokenizer file {content: id}
-        for content, tid in _read_json(added_json, "added tokens").items():
+        added = _check_json_object(_read_json(added_json, "added tokens"), added_json, "added tokens file")
+        bad = next(((c, i) for c, i in added.items() if not isinstance(i, int) or isinstance(i, bool) or i < 0), None)
+        if bad is not None:
+            raise ValueError(f"added tokens file {added_json!r}: token {bad[0]!r} maps to {bad[1]!r}; ids must be "
+                             f"non-negative integers")
+        for content, tid in added.items():
             if content not in by_content:
                 decoder[int(tid)] = AddedToken(content)
     init.setdefault("added_tokens_decoder", decoder)

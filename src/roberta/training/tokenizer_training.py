@@ -31,7 +31,9 @@ def train_bpe_tokenizer(files, vocab_size: int, out_dir: str | os.PathLike, min_
     `vocab_size` counts everything, specials included (roberta-base: 50265). Writes vocab.json,
     merges.txt, tokenizer.json, tokenizer_config.json and special_tokens_map.json; returns `out_dir`.
     """
-    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from tokenizers import AddedToken, Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    from roberta.tokenization.fast import roberta_post_processor
 
     min_size = len(SPECIAL_TOKENS) + 256 + 1  # specials, the 256 byte symbols, <mask>
     if vocab_size < min_size:
@@ -82,8 +84,7 @@ def train_bpe_tokenizer(files, vocab_size: int, out_dir: str | os.PathLike, min_
         full = Tokenizer(models.BPE.from_file(str(tmp / "vocab.json"), str(tmp / "merges.txt")))
         full.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True)
         full.decoder = decoders.ByteLevel(add_prefix_space=True, trim_offsets=True)
-        full.post_processor = processors.RobertaProcessing(
-            sep=("</s>", vocab["</s>"]), cls=("<s>", vocab["<s>"]), trim_offsets=True, add_prefix_space=False)
+        full.post_processor = roberta_post_processor(("</s>", vocab["</s>"]), ("<s>", vocab["<s>"]))
         full.add_special_tokens([AddedToken(t, normalized=True, special=True) for t in SPECIAL_TOKENS]
                                 + [AddedToken(MASK_TOKEN, lstrip=True, normalized=True, special=True)])
         full.save(str(tmp / "tokenizer.json"))
