@@ -137,3 +137,21 @@ def test_jit_trace_with_unpadded_example_keeps_the_mask(grad):
         traced = torch.jit.trace(ours, (example, torch.ones_like(example)))
         got = traced(ids, mask)[0]
     assert_close(got, theirs(input_ids=ids, attention_mask=mask)[0])
+
+
+def test_from_pretrained_under_meta_device_raises_clearly(tmp_path):
+    ours, _ = twins("RobertaModel")
+    ours.save_pretrained(tmp_path)
+    with torch.device("meta"):
+        with pytest.raises(RuntimeError, match="with a meta device context manager"):
+            ours_mod.RobertaModel.from_pretrained(tmp_path)
+
+
+def test_resize_sets_vocab_size_and_rejects_a_non_integer_multiple():
+    ours, theirs = twins("RobertaForMaskedLM")
+    ours.resize_token_embeddings(110, pad_to_multiple_of=64)
+    theirs.resize_token_embeddings(110, pad_to_multiple_of=64)
+    assert ours.vocab_size == theirs.vocab_size == ours.config.vocab_size == 128
+    for model in (ours, theirs):
+        with pytest.raises(ValueError, match="multiple of `1.3`, which is not and integer"):
+            model.resize_token_embeddings(110, pad_to_multiple_of=1.3)

@@ -42,7 +42,7 @@ class RobertaPreTrainedModel(nn.Module):
     _supports_flash_attn = False
     _supports_flex_attn = False
     _supports_attention_backend = False
-    _can_compile_fullgraph = True
+    _can_compile_fullgraph = False  # transformers' value for RoBERTa; its generate() reads it
     _is_stateful = False
     _auto_class = None
     is_parallelizable = False
@@ -179,7 +179,10 @@ class RobertaPreTrainedModel(nn.Module):
         """
         old = self.get_input_embeddings()
         if pad_to_multiple_of is not None:
-            if not isinstance(pad_to_multiple_of, int) or pad_to_multiple_of <= 0:
+            if not isinstance(pad_to_multiple_of, int):  # transformers' words (typo included), which callers match
+                raise ValueError(f"Asking to pad the embedding matrix to a multiple of `{pad_to_multiple_of}`, which "
+                                 "is not and integer. Please make sure to pass an integer")
+            if pad_to_multiple_of <= 0:
                 raise ValueError(f"pad_to_multiple_of must be a positive int, got {pad_to_multiple_of!r}")
             if new_num_tokens is None:
                 new_num_tokens = old.weight.shape[0]
@@ -193,6 +196,7 @@ class RobertaPreTrainedModel(nn.Module):
         if output is not None and not getattr(self.config, "tie_word_embeddings", True):
             self._resize_rows(output, new_num_tokens, mean_resizing)
         self.config.vocab_size = new_num_tokens
+        self.vocab_size = new_num_tokens  # transformers sets this instance attribute too
         self.tie_weights()
         return self.get_input_embeddings()
 
@@ -356,6 +360,10 @@ class RobertaPreTrainedModel(nn.Module):
         if pretrained_model_name_or_path is None:  # transformers' form for "this config, these tensors"
             return cls._from_config_and_state_dict(kwargs.pop("config", None), kwargs.pop("state_dict", None),
                                                    **kwargs)
+        if kwargs.get("device_map") is None and torch.empty(0).device.type == "meta":
+            raise RuntimeError("You are using `from_pretrained` with a meta device context manager or "
+                               "`torch.set_default_device('meta')`: weights cannot be loaded onto the meta device. "
+                               "Load outside it (device_map= places the weights), or build `cls(config)` under it.")
         from roberta.loading import load_model
         loaded = load_model(cls, pretrained_model_name_or_path, *args, **kwargs)
         model = loaded[0] if isinstance(loaded, tuple) else loaded
