@@ -62,7 +62,8 @@ def test_saved_model_round_trip_in_fresh_process(tmp_path):
     export = tmp_path / "m" / "saved_model" / "1"
     cases = {"padded": (IDS, MASK), "longer": (np.tile(IDS, (2, 2))[:5, :9], np.ones((5, 9), np.int64))}
     want = {name: model(ids, attention_mask=mask).logits.numpy() for name, (ids, mask) in cases.items()}
-    np.savez(tmp_path / "inputs.npz", **{f"{n}_{k}": v for n, (i, m) in cases.items() for k, v in (("ids", i), ("mask", m))})
+    np.savez(tmp_path / "inputs.npz", **{f"{name}_ids": ids for name, (ids, _) in cases.items()},
+             **{f"{name}_mask": mask for name, (_, mask) in cases.items()})
     script = f"""
 import json, numpy as np, tensorflow as tf
 served = tf.saved_model.load({str(export)!r}).signatures["serving_default"]

@@ -195,7 +195,8 @@ def test_import_roberta_does_not_import_tensorflow():
     import subprocess
     import sys
 
-    code = "import sys, roberta; roberta.RobertaConfig; assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules"
+    code = ("import sys, roberta; roberta.RobertaConfig; "
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
     subprocess.run([sys.executable, "-c", code], check=True)
 
 

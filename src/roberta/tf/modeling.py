@@ -28,7 +28,8 @@ def _gelu_fast(x):
 
 ACTIVATIONS = {
     "gelu": lambda x: tf.nn.gelu(x, approximate=False), "gelu_python": lambda x: tf.nn.gelu(x, approximate=False),
-    "gelu_new": lambda x: tf.nn.gelu(x, approximate=True), "gelu_pytorch_tanh": lambda x: tf.nn.gelu(x, approximate=True),
+    "gelu_new": lambda x: tf.nn.gelu(x, approximate=True),
+    "gelu_pytorch_tanh": lambda x: tf.nn.gelu(x, approximate=True),
     "gelu_accurate": lambda x: tf.nn.gelu(x, approximate=True), "gelu_fast": _gelu_fast,
     "quick_gelu": lambda x: x * tf.sigmoid(1.702 * x), "relu": tf.nn.relu, "relu6": tf.nn.relu6, "silu": tf.nn.silu,
     "swish": tf.nn.silu, "tanh": tf.tanh, "sigmoid": tf.sigmoid, "mish": lambda x: x * tf.tanh(tf.nn.softplus(x)),
@@ -121,11 +122,14 @@ class TFRobertaEmbeddings(LazyBuildLayer):
                   (position_ids, self.max_position_embeddings, "position_ids", "RoBERTa's positions start at "
                    "padding_idx+1."))
         for ids, size, name, hint in checks:
-            if ids is None or tf.size(ids) == 0:
+            if ids is None:
                 continue
             if ids.dtype.is_floating:
                 raise ValueError(f"{name} must be integer ids, got dtype {ids.dtype.name}")
-            lo, hi = int(tf.reduce_min(ids)), int(tf.reduce_max(ids))
+            values = ids.numpy()  # eager tensors live in host memory: one view, no device round trips
+            if values.size == 0:
+                continue
+            lo, hi = int(values.min()), int(values.max())
             if lo < 0 or hi >= size:
                 raise ValueError(f"{name} contains {lo if lo < 0 else hi}, outside 0..{size - 1} (the table has "
                                  f"{size} rows). {hint}".rstrip())

@@ -241,7 +241,8 @@ class TFRobertaForQuestionAnswering(TFRobertaPreTrainedModel):
     def __init__(self, config, *inputs, **kwargs):
         super().__init__(config, *inputs, **kwargs)
         if config.num_labels != 2:
-            raise ValueError(f"TFRobertaForQuestionAnswering needs num_labels=2 (start and end); got {config.num_labels}")
+            raise ValueError(f"TFRobertaForQuestionAnswering needs num_labels=2 (start and end); got "
+                             f"{config.num_labels}")
         self.roberta = TFRobertaMainLayer(config, add_pooling_layer=False, name="roberta")
         self.qa_outputs = keras.layers.Dense(config.num_labels, kernel_initializer=initializer(config),
                                              name="qa_outputs")

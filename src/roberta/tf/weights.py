@@ -88,7 +88,8 @@ def read_tf_h5(path: str) -> dict[str, np.ndarray]:
                     out[name.removesuffix(":0")] = np.asarray(group[full])
             return out
     except OSError as err:
-        raise CheckpointError(f"{path} could not be read as an HDF5 weights file (truncated or corrupt?): {err}") from None
+        raise CheckpointError(f"{path} could not be read as an HDF5 weights file (truncated or corrupt?): "
+                              f"{err}") from None
 
 
 def tf_weights_from_pt(state: dict[str, np.ndarray], names) -> dict[str, np.ndarray]:
