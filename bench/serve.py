@@ -4,7 +4,9 @@
     python bench/serve.py --requests 500 2000 3000 4500 --write   # 10,000 requests to ours, recorded in BENCHMARKS.md
 
 Both servers run the embedded fill-mask model (same weights, same tokenizer files) as subprocesses on free
-loopback ports, one at a time under load (the other idles), same environment. The anchor is a plain FastAPI app
+loopback ports, one at a time under load (the other idles), same environment (--threads torch/OpenMP threads
+each; 1 by default, the sane setting on a shared machine). Each level is run in --rounds alternating rounds
+(anchor, ours, anchor, ...) so that both see the same machine when its load drifts. The anchor is a plain FastAPI app
 whose `def predict` (FastAPI's thread pool) calls `transformers.pipeline("fill-mask")(text, **parameters)`.
 The load generator is asyncio with raw HTTP/1.1 keep-alive connections (one per simulated client, cheap enough
 to leave the CPU to the servers); each level is bounded by a request count and a time limit, loopback only.
@@ -72,7 +74,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(kind: str, model: str, max_batch_size: int, max_wait_ms: float):
+def start(kind: str, model: str, max_batch_size: int, max_wait_ms: float, threads: int):
     port = free_port()
     if kind == "ours":
         command = [sys.executable, "-m", "roberta.cli", "serve", "--task", "fill-mask", "--port", str(port),
@@ -81,7 +83,8 @@ def start(kind: str, model: str, max_batch_size: int, max_wait_ms: float):
         script = Path(tempfile.mkdtemp(prefix="roberta-bench-")) / "anchor_app.py"
         script.write_text(ANCHOR_APP)
         command = [sys.executable, str(script), model, str(port)]
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": str(threads),
+           "MKL_NUM_THREADS": str(threads)}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
@@ -153,11 +156,21 @@ async def load(port: int, concurrency: int, total: int, seconds: float, texts: l
 
     started = time.perf_counter()
     await asyncio.gather(*(client() for _ in range(concurrency)))
-    wall = time.perf_counter() - started
-    latencies.sort()
+    return {"concurrency": concurrency, "latencies": latencies, "failures": failures,
+            "seconds": time.perf_counter() - started}
+
+
+def merge(parts: list[dict]) -> dict:
+    """Rounds of one level and server -> one result (throughput: requests over the rounds' summed time)."""
+    latencies = sorted(x for p in parts for x in p["latencies"])
+    failures: dict[str, int] = {}
+    for p in parts:
+        for reason, n in p["failures"].items():
+            failures[reason] = failures.get(reason, 0) + n
+    seconds = sum(p["seconds"] for p in parts)
     done = len(latencies)
-    return {"concurrency": concurrency, "ok": done, "failed": sum(failures.values()), "failures": failures,
-            "seconds": wall, "throughput": done / wall if wall else 0.0,
+    return {"concurrency": parts[0]["concurrency"], "ok": done, "failed": sum(failures.values()), "failures": failures,
+            "seconds": seconds, "throughput": done / seconds if seconds else 0.0,
             "p50_ms": 1000 * statistics.median(latencies) if latencies else float("nan"),
             "p99_ms": 1000 * latencies[min(done - 1, int(0.99 * done))] if latencies else float("nan")}
 
@@ -198,7 +211,9 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, nargs="+", default=[1, 8, 32, 128])
     parser.add_argument("--requests", type=int, nargs="+", default=[300, 1000, 2000, 2000],
                         help="requests per concurrency level (one number, or one per level)")
-    parser.add_argument("--seconds", type=float, default=60, help="time limit per level and server")
+    parser.add_argument("--seconds", type=float, default=120, help="time limit per level and server (all rounds)")
+    parser.add_argument("--rounds", type=int, default=4, help="alternating rounds per level (default 4)")
+    parser.add_argument("--threads", type=int, default=1, help="torch / OpenMP threads per server (default 1)")
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=5)
     parser.add_argument("--write", action="store_true", help="record the results under `## serve` in BENCHMARKS.md")
@@ -213,13 +228,19 @@ def main() -> None:
     model = default_model_path()
     texts = sentences(512)
     results = {"ours": [], "anchor": []}
-    servers = {kind: start(kind, model, args.max_batch_size, args.max_wait_ms) for kind in ("anchor", "ours")}
+    servers = {kind: start(kind, model, args.max_batch_size, args.max_wait_ms, args.threads)
+               for kind in ("anchor", "ours")}
     try:
         for concurrency, count in zip(args.concurrency, counts):
+            rounds = {"anchor": [], "ours": []}
             for kind in ("anchor", "ours"):
-                port = servers[kind][1]
-                asyncio.run(load(port, min(concurrency, 8), 4 * min(concurrency, 8), 30, texts))  # warm-up
-                result = asyncio.run(load(port, concurrency, count, args.seconds, texts))
+                asyncio.run(load(servers[kind][1], min(concurrency, 8), 4 * min(concurrency, 8), 30, texts))  # warm-up
+            for _ in range(args.rounds):
+                for kind in ("anchor", "ours"):
+                    rounds[kind].append(asyncio.run(load(servers[kind][1], concurrency, count // args.rounds,
+                                                         args.seconds / args.rounds, texts)))
+            for kind in ("anchor", "ours"):
+                result = merge(rounds[kind])
                 results[kind].append(result)
                 print(f"{kind:6s} c={concurrency:<4d} ok={result['ok']:<6d} failed={result['failed']:<4d} "
                       f"{result['throughput']:8.1f} req/s  p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms "
@@ -236,14 +257,16 @@ def main() -> None:
                f"{os.getloadavg()[0]:.1f} at the end), torch {torch.__version__}, transformers {transformers.__version__}")
     report = "\n".join([
         f"Machine: {machine}. Model: the embedded fill-mask model (4 layers, hidden 256, vocab 8192), float32, "
-        f"top 5. `roberta serve --max-batch-size {args.max_batch_size} --max-wait-ms {args.max_wait_ms:g}` vs a plain "
+        f"top 5, {args.threads} torch/OpenMP thread(s) per server. `roberta serve --max-batch-size "
+        f"{args.max_batch_size} --max-wait-ms {args.max_wait_ms:g}` vs a plain "
         "FastAPI app calling transformers' `pipeline(\"fill-mask\")` per request (`def` route: FastAPI's thread "
         "pool), each in its own process, same model folder and environment. Load: asyncio clients on keep-alive "
         "loopback connections, one sentence (8-32 words, one <mask>) per request, each level bounded by a request "
-        f"count and {args.seconds:g} s.", "",
+        f"count and {args.seconds:g} s per server, run as {args.rounds} alternating rounds (anchor, ours, ...).", "",
         table(results), "",
         summary(results), "",
-        f"Command: `python bench/serve.py --requests {' '.join(map(str, counts))} --write`.",
+        f"Command: `python bench/serve.py --requests {' '.join(map(str, counts))} --seconds {args.seconds:g} "
+        f"--rounds {args.rounds} --threads {args.threads} --write`.",
     ])
     print(report)
     if args.json:
