@@ -86,7 +86,7 @@ def start(kind: str, model: str, max_batch_size: int, max_wait_ms: float, thread
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": str(threads),
            "MKL_NUM_THREADS": str(threads)}
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    deadline = time.monotonic() + 300
+    deadline = time.monotonic() + 600  # a loaded machine can take minutes to import transformers
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"{kind} server exited: {process.stderr.read()[-2000:]}")
