@@ -106,7 +106,9 @@ def test_pytorch_bin_and_bf16_load_and_the_reader_needs_no_torch(tmp_path):
     assert_close(roberta.FlaxRobertaForTokenClassification.from_pretrained(tmp_path / "bin")(ids, attention_mask=mask).logits,
                  fx(ids, attention_mask=mask).logits)
     bf16 = roberta.FlaxRobertaForTokenClassification.from_pretrained(tmp_path / "bf16")
-    assert jax.tree_util.tree_leaves(bf16.params)[0].dtype == jax.numpy.bfloat16
+    kernel = bf16.params["classifier"]["kernel"]
+    assert kernel.dtype == jax.numpy.float32  # loaded as float32 params (trainable with Adam), bf16 values
+    np.testing.assert_array_equal(np.asarray(kernel), pt.classifier.weight.detach().to(torch.bfloat16).float().numpy().T)
     # the reader itself (weight_files) rebuilds the tensors with numpy alone; a checkpoint naming other code is refused
     code = ("import sys; from roberta.weight_files import read_torch_bin_numpy as r\n"
             f"a = r({str(tmp_path / 'bin' / 'pytorch_model.bin')!r}); b = r({str(tmp_path / 'bf16' / 'pytorch_model.bin')!r})\n"

@@ -150,7 +150,10 @@ def load_flax_model(cls, pretrained_model_name_or_path, *model_args, dtype=jnp.f
                            for k, got, want in mismatched)
         raise ValueError(f"Error loading {cls.__name__} from {source}: size mismatch for {detail}. Pass "
                          f"ignore_mismatched_sizes=True to re-initialise these weights instead.")
-    params = {k: jnp.asarray(v) for k, v in flat.items() if k in shapes and v.shape == shapes[k].shape}
+    # float32 params whatever the file stores (as our PyTorch loader's default): fp16/bf16 storage would make
+    # optimizers like Adam underflow; model.to_bf16(params) gives half-precision params on purpose
+    params = {k: jnp.asarray(v, jnp.float32) if jnp.issubdtype(v.dtype, jnp.floating) else jnp.asarray(v)
+              for k, v in flat.items() if k in shapes and v.shape == shapes[k].shape}
     missing = sorted(k for k in shapes if k not in params)
     if unexpected:
         logger.warning("Checkpoint weights at %s not used by %s: %s", source, cls.__name__,
