@@ -49,7 +49,7 @@ class RobertaTokenizerBase(EncodeMixin):
                  unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", add_prefix_space=False, trim_offsets=True,
                  model_max_length=512, padding_side="right", truncation_side="right",
                  clean_up_tokenization_spaces=False, additional_special_tokens=None, name_or_path="",
-                 model_input_names=None, added_tokens_decoder=None, **kwargs):
+                 model_input_names=None, added_tokens_decoder=None, chat_template=None, **kwargs):
         """model_max_length defaults to 512 (roberta-base's limit), never transformers' 1e30 "unknown" sentinel,
         so truncation=True and padding='max_length' work on files without a tokenizer_config.json."""
         if padding_side not in ("right", "left") or truncation_side not in ("right", "left"):
@@ -62,7 +62,16 @@ class RobertaTokenizerBase(EncodeMixin):
         self.name_or_path = str(name_or_path)
         if model_input_names is not None:
             self.model_input_names = list(model_input_names)
-        self.init_kwargs = dict(kwargs)
+        self.chat_template = chat_template  # a Jinja template, or {name: template}; see chat.py
+        # The construction arguments, as transformers records them (code reads init_kwargs["add_prefix_space"] etc.).
+        self.init_inputs = ()
+        self.init_kwargs = {
+            "errors": errors, "bos_token": bos_token, "eos_token": eos_token, "sep_token": sep_token,
+            "cls_token": cls_token, "unk_token": unk_token, "pad_token": pad_token, "mask_token": mask_token,
+            "add_prefix_space": add_prefix_space, "trim_offsets": trim_offsets, "model_max_length": model_max_length,
+            "padding_side": padding_side, "truncation_side": truncation_side,
+            "clean_up_tokenization_spaces": clean_up_tokenization_spaces,
+            "additional_special_tokens": additional_special_tokens, **kwargs}
         self._warned_too_long = False
         self._added_tokens_decoder: dict[int, AddedToken] = {}
         self._added_ids: dict[str, int] = {}
@@ -91,12 +100,21 @@ class RobertaTokenizerBase(EncodeMixin):
         self._special[attr] = tok
 
     @property
-    def additional_special_tokens(self) -> list[str]:
-        return [t.content for t in self._additional]
+    def additional_special_tokens(self) -> list[str] | None:
+        return None if self._additional is None else [t.content for t in self._additional]
+
+    @additional_special_tokens.setter
+    def additional_special_tokens(self, tokens) -> None:
+        """Replace the list (None unsets it); like transformers, this does not add them to the vocabulary."""
+        self._additional = None if tokens is None else [AddedToken.coerce(t, special=True) for t in tokens]
 
     @property
     def additional_special_tokens_ids(self) -> list[int]:
-        return self.convert_tokens_to_ids(self.additional_special_tokens)
+        return self.convert_tokens_to_ids(self.additional_special_tokens or [])
+
+    @additional_special_tokens_ids.setter
+    def additional_special_tokens_ids(self, ids) -> None:
+        self.additional_special_tokens = [self._one_id_to_token(i) for i in ids]
 
     @property
     def special_tokens_map(self) -> dict:
@@ -114,7 +132,7 @@ class RobertaTokenizerBase(EncodeMixin):
     @property
     def all_special_tokens_extended(self) -> list[AddedToken]:
         seen, out = set(), []
-        for tok in [t for t in self._special.values() if t is not None] + self._additional:
+        for tok in [t for t in self._special.values() if t is not None] + (self._additional or []):
             if tok.content not in seen:
                 seen.add(tok.content)
                 out.append(tok)
@@ -173,7 +191,8 @@ class RobertaTokenizerBase(EncodeMixin):
         """Add tokens matched whole before BPE; returns how many new ids were created."""
         if isinstance(new_tokens, (str, AddedToken)) or hasattr(new_tokens, "content"):
             new_tokens = [new_tokens]
-        return self._add_tokens(new_tokens, special=special_tokens)
+        # Empty tokens are skipped, as transformers does (a list built from text may contain "").
+        return self._add_tokens([t for t in new_tokens if str(getattr(t, "content", t))], special=special_tokens)
 
     def add_special_tokens(self, special_tokens_dict: dict, replace_additional_special_tokens: bool = True) -> int:
         """Set special-token attributes (bos_token, ..., additional_special_tokens) and add them to the vocabulary."""
@@ -188,7 +207,8 @@ class RobertaTokenizerBase(EncodeMixin):
                 if replace_additional_special_tokens:
                     self._additional = extra
                 else:
-                    self._additional += [t for t in extra if t.content not in self.additional_special_tokens]
+                    have = self.additional_special_tokens or []
+                    self._additional = (self._additional or []) + [t for t in extra if t.content not in have]
                 to_add += extra
             elif key in SPECIAL_TOKENS_ATTRIBUTES:
                 self._set_special(key, value)
@@ -308,6 +328,30 @@ class RobertaTokenizerBase(EncodeMixin):
             sequences = sequences.tolist()
         return [self.decode(s, skip_special_tokens, clean_up_tokenization_spaces, **kwargs) for s in sequences]
 
+    # chat templates ----------------------------------------------------------------------------------
+    def apply_chat_template(self, conversation, tools=None, documents=None, chat_template=None,
+                            add_generation_prompt=False, continue_final_message=False, tokenize=True, padding=False,
+                            truncation=False, max_length=None, return_tensors=None, return_dict=False,
+                            tokenizer_kwargs=None, **kwargs):
+        """Conversation(s) of {"role", "content"} messages -> prompt text (tokenize=False), its ids, or (return_dict)
+        its BatchEncoding. Extra keyword arguments are template variables."""
+        from . import chat
+
+        if kwargs.pop("return_assistant_tokens_mask", False):
+            raise NotImplementedError("return_assistant_tokens_mask is not supported (no {% generation %} tag)")
+        template = chat.pick_template(self.chat_template, chat_template)
+        batched = chat.is_batch(conversation)
+        conversations = conversation if batched else [conversation]
+        texts = [chat.render(template, getattr(c, "messages", c), add_generation_prompt=add_generation_prompt,
+                             continue_final_message=continue_final_message, tools=tools, documents=documents, **kwargs)
+                 for c in conversations]
+        if not tokenize:
+            return texts if batched else texts[0]
+        # The template writes any special tokens itself.
+        out = self(texts if batched else texts[0], padding=padding, truncation=truncation, max_length=max_length,
+                   add_special_tokens=False, return_tensors=return_tensors, **(tokenizer_kwargs or {}))
+        return out if return_dict else out["input_ids"]
+
     # files -------------------------------------------------------------------------------------------
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path, *init_inputs, **kwargs):
@@ -321,7 +365,7 @@ class RobertaTokenizerBase(EncodeMixin):
         """Write tokenizer_config.json, special_tokens_map.json, vocab.json, merges.txt and tokenizer.json."""
         from .files import save_pretrained
 
-        return save_pretrained(self, save_directory, filename_prefix)
+        return save_pretrained(self, save_directory, filename_prefix, save_jinja_files=kwargs.get("save_jinja_files", True))
 
     def save_vocabulary(self, save_directory, filename_prefix: str | None = None) -> tuple[str, str]:
         from .files import write_vocab_files

@@ -130,6 +130,19 @@ class EncodeMixin:
         """Token strings (vocabulary spellings; `<mask>` without the space it swallowed)."""
         return self.convert_ids_to_tokens(self.encode(text, pair, add_special_tokens=add_special_tokens, **kwargs))
 
+    def prepare_seq2seq_batch(self, src_texts, tgt_texts=None, max_length=None, max_target_length=None,
+                              padding="longest", return_tensors=None, truncation=True, **kwargs) -> BatchEncoding:
+        """Deprecated in transformers, kept for old scripts: source texts, and target texts as `labels`."""
+        kwargs.pop("src_lang", None)
+        kwargs.pop("tgt_lang", None)
+        max_length = self.model_max_length if max_length is None else max_length
+        opts = dict(padding=padding, truncation=truncation, return_tensors=return_tensors, **kwargs)
+        inputs = self(src_texts, max_length=max_length, **opts)
+        if tgt_texts is not None:
+            targets = self(tgt_texts, max_length=max_length if max_target_length is None else max_target_length, **opts)
+            inputs["labels"] = targets["input_ids"]
+        return inputs
+
     def prepare_for_model(self, ids: list[int], pair_ids: list[int] | None = None, **kwargs) -> BatchEncoding:
         """Specials, truncation and padding for already-tokenized ids (one sample). Overflow comes back as
         extra rows, as from __call__."""
@@ -252,9 +265,10 @@ class EncodeMixin:
             if not all(hasattr(e, "keys") for e in encoded_inputs):
                 raise TypeError("pad() expects a dict of lists or a list of dicts (e.g. tokenizer outputs)")
             encoded_inputs = {k: [e[k] for e in encoded_inputs] for k in encoded_inputs[0].keys()}
-        if "input_ids" not in encoded_inputs:
-            raise ValueError(f"pad() needs 'input_ids' among the keys; got {list(encoded_inputs.keys())}")
-        first = encoded_inputs["input_ids"]
+        main = self.model_input_names[0]  # "input_ids", unless the user renamed the model's inputs
+        if main not in encoded_inputs:
+            raise ValueError(f"pad() needs {main!r} among the keys; got {list(encoded_inputs.keys())}")
+        first = encoded_inputs[main]
         if return_tensors is None:
             probe = first[0] if isinstance(first, (list, tuple)) and first else first
             mod = type(probe).__module__
@@ -262,7 +276,7 @@ class EncodeMixin:
                               else "tf" if mod.startswith("tensorflow") else None)
         data = {k: [_as_list(x) for x in v] if isinstance(v, (list, tuple)) else _as_list(v)
                 for k, v in encoded_inputs.items()}
-        single = bool(data["input_ids"]) and not isinstance(data["input_ids"][0], (list, tuple))
+        single = bool(data[main]) and not isinstance(data[main][0], (list, tuple))
         if single:
             data = {k: [v] for k, v in data.items()}
         pad, _, max_length = resolve_strategies(padding, False, max_length, pad_to_multiple_of, self.model_max_length, verbose)
@@ -271,10 +285,10 @@ class EncodeMixin:
         if return_attention_mask is None:
             return_attention_mask = "attention_mask" in self.model_input_names
         if return_attention_mask and "attention_mask" not in data:
-            data["attention_mask"] = [[1] * len(ids) for ids in data["input_ids"]]
-        target = padded_length([len(r) for r in data["input_ids"]], pad, max_length, pad_to_multiple_of)
+            data["attention_mask"] = [[1] * len(ids) for ids in data[main]]
+        target = padded_length([len(r) for r in data[main]], pad, max_length, pad_to_multiple_of)
         left = (padding_side or self.padding_side) == "left"
-        fill = {"input_ids": self.pad_token_id, "attention_mask": 0, "token_type_ids": self.pad_token_type_id,
+        fill = {main: self.pad_token_id, "attention_mask": 0, "token_type_ids": self.pad_token_type_id,
                 "special_tokens_mask": 1, "offset_mapping": (0, 0)}
         if target is not None:
             for key, value in fill.items():

@@ -12,6 +12,7 @@ import json
 from tokenizers import AddedToken as RustAddedToken
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 
+from .added_tokens import AddedToken
 from .base import RobertaTokenizerBase
 from .bpe import check_merges, check_vocab, read_merges, read_vocab
 
@@ -65,6 +66,7 @@ class RobertaTokenizerFast(RobertaTokenizerBase):
         super().__init__(errors=errors, bos_token=bos_token, eos_token=eos_token, sep_token=sep_token,
                          cls_token=cls_token, unk_token=unk_token, pad_token=pad_token, mask_token=mask_token,
                          add_prefix_space=add_prefix_space, trim_offsets=trim_offsets, **kwargs)
+        self.init_kwargs["tokenizer_object"] = tokenizer_object
 
     @staticmethod
     def _load_tokenizer_json(path: str) -> Tokenizer:
@@ -97,6 +99,44 @@ class RobertaTokenizerFast(RobertaTokenizerBase):
         tok.post_processor = roberta_post_processor((sep_token, vocab.get(sep_token, 0)),
                                                     (cls_token, vocab.get(cls_token, 0)))
         return tok
+
+    def train_new_from_iterator(self, text_iterator, vocab_size: int, length: int | None = None,
+                                new_special_tokens=None, special_tokens_map: dict | None = None, **kwargs):
+        """A tokenizer of the same kind (byte-level BPE, RoBERTa's specials and settings) trained on new text.
+
+        special_tokens_map renames special tokens ({"<s>": "<cls>"}), keeping their flags; new_special_tokens
+        are added as additional special tokens. Extra keywords go to tokenizers' BpeTrainer (min_frequency...).
+        """
+        from tokenizers import trainers
+
+        rename = special_tokens_map or {}
+
+        def renamed(tok: AddedToken) -> AddedToken:
+            if tok.content not in rename:
+                return tok
+            return AddedToken(rename[tok.content], single_word=tok.single_word, lstrip=tok.lstrip, rstrip=tok.rstrip,
+                              normalized=tok.normalized, special=True)
+
+        specials = {attr: renamed(tok) for attr, tok in self._special.items() if tok is not None}
+        additional = [renamed(t) for t in self._additional or []] + [AddedToken.coerce(t, special=True)
+                                                                      for t in new_special_tokens or []]
+        # Special tokens keep their relative id order (roberta: <s> 0, <pad> 1, </s> 2, <unk> 3), as in transformers.
+        old = sorted((t for t in self.all_special_tokens_extended), key=lambda t: self._one_token_to_id(t.content) or 0)
+        names = list(dict.fromkeys([renamed(t).content for t in old] + [t.content for t in additional]))
+        bpe = Tokenizer(models.BPE(dropout=None, continuing_subword_prefix="", end_of_word_suffix="", fuse_unk=False))
+        bpe.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, trim_offsets=True, use_regex=True)
+        trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=names, show_progress=False,
+                                      initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), **kwargs)
+        bpe.train_from_iterator(text_iterator, trainer, length=length)
+        model = json.loads(bpe.to_str())["model"]
+        merges = [tuple(m.split(" ")) if isinstance(m, str) else tuple(m) for m in model["merges"]]
+        backend = self._build_backend(model["vocab"], merges, specials["cls_token"].content if "cls_token" in specials
+                                      else "<s>", specials["sep_token"].content if "sep_token" in specials else "</s>")
+        return type(self)(tokenizer_object=backend, **{a: specials.get(a) for a in self._special},
+                          additional_special_tokens=additional or None, add_prefix_space=self.add_prefix_space,
+                          trim_offsets=self.trim_offsets, model_max_length=self.model_max_length,
+                          padding_side=self.padding_side, truncation_side=self.truncation_side,
+                          errors=self.errors, clean_up_tokenization_spaces=self.clean_up_tokenization_spaces)
 
     @property
     def backend_tokenizer(self) -> Tokenizer:

@@ -10,13 +10,14 @@ import os
 
 from roberta._io import atomic_write_text
 
+from . import chat
 from .added_tokens import AddedToken
 
 logger = logging.getLogger(__name__)
 
 _HUB_KWARGS = ("cache_dir", "revision", "local_files_only", "token", "subfolder")
 _IGNORED_CONFIG_KEYS = {"tokenizer_class", "auto_map", "name_or_path", "added_tokens_decoder", "special_tokens_map_file",
-                        "tokenizer_file", "vocab_file", "merges_file", "extra_special_tokens", "processor_class"}
+                        "tokenizer_file", "vocab_file", "merges_file", "extra_special_tokens", "processor_class", "chat_template"}
 _SPECIALS = ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token")
 
 
@@ -115,6 +116,9 @@ def load_pretrained(cls, path_or_id, init_inputs, kwargs):
     for key in _SPECIALS:
         if isinstance(init.get(key), str) and init[key] in by_content:
             init[key] = by_content[init[key]]
+    templates = chat.read_templates(config, find)
+    if templates is not None:
+        init["chat_template"] = templates
     init.update(kwargs)
     init["name_or_path"] = str(path_or_id)
     if files.get("vocab_file") is None:
@@ -168,7 +172,7 @@ def tokenizer_json_text(tok) -> str:
     return json.dumps(state, ensure_ascii=False, indent=2)
 
 
-def save_pretrained(tok, save_directory, filename_prefix=None) -> tuple[str, ...]:
+def save_pretrained(tok, save_directory, filename_prefix=None, save_jinja_files=True) -> tuple[str, ...]:
     save_directory = os.fspath(save_directory)
     if os.path.isfile(save_directory):
         raise NotADirectoryError(f"save_pretrained: {save_directory!r} is a file, not a directory")
@@ -187,7 +191,9 @@ def save_pretrained(tok, save_directory, filename_prefix=None) -> tuple[str, ...
         "trim_offsets": tok.trim_offsets,
         "truncation_side": tok.truncation_side,
     }
-    config = dict(sorted(config.items()))
+    template_entries, template_paths = chat.write_templates(tok.chat_template, save_directory, atomic_write_text,
+                                                           save_jinja_files)
+    config = dict(sorted({**config, **template_entries}.items()))
     special_map = {k: (t.to_dict() if isinstance(t, AddedToken) else t) for k, t in tok.special_tokens_map_extended.items()}
     for v in special_map.values():
         if isinstance(v, dict):
@@ -199,5 +205,6 @@ def save_pretrained(tok, save_directory, filename_prefix=None) -> tuple[str, ...
                                  indent=2, ensure_ascii=False, default=lambda o: o.to_dict()) + "\n"),
         *tok.save_vocabulary(save_directory, filename_prefix),
         atomic_write_text(os.path.join(save_directory, name + "tokenizer.json"), tokenizer_json_text(tok)),
+        *template_paths,
     ]
     return tuple(paths)
