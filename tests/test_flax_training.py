@@ -56,7 +56,8 @@ def test_every_head_loss_matches_pytorch_and_training_lowers_it(name):
     model = type(fx)(fx.config, _do_init=False)  # a copy to train (train() replaces its params)
     model.params = fx.params
     losses = train(model, [data] * 4, optax.adamw(3e-3), mesh=None)
-    assert len(losses) == 4 and losses[-1] < losses[0]
+    after = float(loss_fn_for(model)(model(data["input_ids"], attention_mask=data["attention_mask"]), data))
+    assert len(losses) == 4 and after < got  # judged without dropout: the training losses are noisy
 
 
 def test_regression_and_multi_label_losses_match_pytorch():
