@@ -134,10 +134,15 @@ def main(argv=None) -> int:
     result["fill_mask"] = fill_mask_top5(model, tokenizer)
     result["settings"] = {**kw, "files": [Path(f).name for f in args.heldout],
                           "parameters": sum(p.numel() for p in model.parameters())}
+    return report(result, args.json)
+
+
+def report(result: dict, json_path: Path | None) -> int:
+    """Print the figures as JSON (and write them to `json_path`); the scripts' exit status."""
     text = json.dumps(result, indent=2)
     print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
+    if json_path:
+        json_path.write_text(text + "\n")
     return 0
 
 

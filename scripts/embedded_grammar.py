@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import random
 import sys
 from pathlib import Path
@@ -160,17 +159,10 @@ def main(argv=None) -> int:
         for name, items in pairs.items():
             print(name, len(items), items[:3])
         return 0
-    from roberta.modeling import RobertaForMaskedLM
-    from roberta.tokenization import RobertaTokenizerFast
+    from embedded_eval import load, report
 
-    tokenizer = RobertaTokenizerFast.from_pretrained(args.model_dir)
-    model = RobertaForMaskedLM.from_pretrained(args.model_dir, dtype=torch.float32).eval()
-    result = score(model, tokenizer, pairs)
-    text = json.dumps(result, indent=2)
-    print(text)
-    if args.json:
-        args.json.write_text(text + "\n")
-    return 0
+    tokenizer, model = load(args.model_dir)
+    return report(score(model, tokenizer, pairs), args.json)
 
 
 if __name__ == "__main__":
