@@ -1,0 +1,245 @@
+"""Fast CPU inference (issue 15): bf16 and int8 against float32, transformers and ONNX Runtime, one process.
+
+Prints the CPU's features first (torch's capability queries), then:
+1. GEMM ceiling: plain torch.mm of the encoder layer's six matmul shapes (32x128 token rows; q, k, v, attention
+   output, FFN in, FFN out) in float32 and bf16, times the layer count: the time no forward can beat.
+2. RobertaModel forward at BxT (default 32x128), roberta-base shape (hidden 768, 12 heads, FFN 3072, vocab 50265;
+   --layers of them, random weights shared by both libraries): ours float32 (packed), ours bf16 as
+   from_pretrained(dtype=bfloat16) packs it on this CPU, ours bf16 forced to the no-native-bf16 path
+   (float32 compute), transformers float32 and bf16. Interleaved rounds (order flipped each round), the median
+   per variant, and the fraction of the same run's GEMM ceiling.
+3. fill-mask pipeline at batch 32 on bench_pipelines' mixed-length workload (5-200 words, one <mask>): ours
+   float32, ours int8 (quantization_config="int8"), and ONNX Runtime int8 (our `export_onnx(..., quantize="int8")`
+   of the same model, run by a minimal fill-mask loop: same tokenizer, batches sorted by length like ours,
+   top-5 at the mask). Sentences per second; top-1 agreement with our float32 pipeline.
+
+The clock is this process's CPU time (time.process_time): on a shared machine wall time mostly measures waiting
+for a core. One torch (and ONNX Runtime) thread by default.
+
+    python bench/bench_cpu.py                                  # 4 layers, 32x128, 256 sentences
+    python bench/bench_cpu.py --layers 12 --rounds 5 --sentences 2000
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+BASE = REPO.parent / "shared" / "data" / "roberta-base"
+CLOCK = time.process_time
+
+
+def cpu_features() -> str:
+    name = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")),
+                platform.processor() or platform.machine()) if os.path.exists("/proc/cpuinfo") else platform.machine()
+    flags = {n.removeprefix("_is_").removesuffix("_supported"): getattr(torch.cpu, n)()
+             for n in dir(torch.cpu) if n.startswith("_is_") and n.endswith("_supported")}
+    from roberta.modeling.fused import native_bf16
+
+    return (f"CPU: {name}, {os.cpu_count()} cores visible; torch {torch.__version__} capability "
+            f"{torch.backends.cpu.get_cpu_capability()}; features {', '.join(k for k, v in sorted(flags.items()) if v)}"
+            f" (absent: {', '.join(k for k, v in sorted(flags.items()) if not v) or 'none'}); native bf16 for "
+            f"roberta: {native_bf16()}; {torch.get_num_threads()} torch thread(s)")
+
+
+def rounds(fns: dict, n: int, warmup: int = 1) -> dict:
+    """Median CPU seconds per callable, interleaved (order flipped every round)."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times = {k: [] for k in fns}
+    names = list(fns)
+    for r in range(n):
+        for k in (names if r % 2 == 0 else names[::-1]):
+            t0 = CLOCK()
+            fns[k]()
+            times[k].append(CLOCK() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
+
+
+def gemm_ceiling(rows: int, layers: int, n: int) -> dict:
+    """Seconds for the encoder's matmuls as plain torch.mm calls, per dtype."""
+    shapes = [(768, 768)] * 4 + [(768, 3072), (3072, 768)]
+    out = {}
+    for dtype in (torch.float32, torch.bfloat16):
+        xs = {k: torch.randn(rows, k, dtype=dtype) for k in (768, 3072)}
+        ws = [torch.randn(k, m, dtype=dtype) for k, m in shapes]
+
+        def layer():
+            for (k, _), w in zip(shapes, ws):
+                torch.mm(xs[k], w)
+        out[dtype] = rounds({"gemm": layer}, n)["gemm"] * layers
+    return out
+
+
+def bench_forward(args) -> list[str]:
+    import transformers
+
+    from roberta.modeling import RobertaModel, fused
+
+    B, T = args.batch, args.seq
+    flops = 2 * B * T * (4 * 768 * 768 + 2 * 768 * 3072) * args.layers
+    ceiling = gemm_ceiling(B * T, args.layers, args.rounds)
+    config = transformers.RobertaConfig(vocab_size=50265, max_position_embeddings=514, type_vocab_size=1,
+                                        num_hidden_layers=args.layers, pad_token_id=1)
+    torch.manual_seed(0)
+    theirs32 = transformers.RobertaModel(config, add_pooling_layer=False).eval()
+    state = theirs32.state_dict()
+    theirs16 = transformers.RobertaModel(config, add_pooling_layer=False).eval()
+    theirs16.load_state_dict(state)
+    theirs16 = theirs16.to(torch.bfloat16)
+
+    def ours(dtype, native=None):
+        from roberta.config import RobertaConfig
+
+        model = RobertaModel(RobertaConfig(**config.to_dict()), add_pooling_layer=False).eval()
+        model.load_state_dict(state, strict=False)
+        model = model.to(dtype)
+        saved = fused._NATIVE_BF16
+        if native is not None:
+            fused._NATIVE_BF16 = native
+        model.pack_weights()  # what from_pretrained (bf16) and the pipelines do on CPU
+        fused._NATIVE_BF16 = saved
+        return model
+
+    models = {"ours fp32": ours(torch.float32), "ours bf16": ours(torch.bfloat16),
+              "ours bf16, fp32 compute": ours(torch.bfloat16, native=False),
+              "transformers fp32": theirs32, "transformers bf16": theirs16}
+    gen = torch.Generator().manual_seed(1)
+    ids = torch.randint(3, 50265, (B, T), generator=gen)
+    mask = torch.ones_like(ids)
+    mask[::3, T * 3 // 4:] = 0  # a third of the rows padded by a quarter
+
+    def call(model):
+        def run():
+            with torch.inference_mode():
+                model(input_ids=ids, attention_mask=mask)
+        return run
+    med = rounds({k: call(m) for k, m in models.items()}, args.rounds)
+    lines = [f"GEMM ceiling ({B * T} rows x {args.layers} layers): fp32 {ceiling[torch.float32]:.2f} s "
+             f"({flops / ceiling[torch.float32] / 1e9:.0f} GFLOP/s), bf16 {ceiling[torch.bfloat16]:.2f} s "
+             f"({flops / ceiling[torch.bfloat16] / 1e9:.0f} GFLOP/s)"]
+    for k, t in med.items():
+        dtype = torch.bfloat16 if "bf16" in k and "fp32 compute" not in k else torch.float32
+        lines.append(f"{k:26s} {t:7.2f} s  {flops / t / 1e9:5.0f} GFLOP/s  {ceiling[dtype] / t:5.1%} of the "
+                     f"{'bf16' if dtype == torch.bfloat16 else 'fp32'} GEMM ceiling")
+    lines.append(f"ours bf16 / transformers bf16: {med['transformers bf16'] / med['ours bf16']:.2f}x; "
+                 f"ours bf16 / ours fp32: {med['ours fp32'] / med['ours bf16']:.2f}x; "
+                 f"ours bf16 (fp32 compute) / ours fp32: {med['ours fp32'] / med['ours bf16, fp32 compute']:.2f}x; "
+                 f"ours bf16 (fp32 compute) / transformers bf16: "
+                 f"{med['transformers bf16'] / med['ours bf16, fp32 compute']:.2f}x")
+    return lines
+
+
+def ort_fill_mask(path: str, tokenizer, threads: int, lm_head=None):
+    """A minimal ONNX Runtime fill-mask: batches sorted by length, top-5 tokens at the mask. With `lm_head` the
+    graph is the encoder alone (last_hidden_state) and the LM head runs in torch on the mask rows only."""
+    import numpy as np
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = threads
+    session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+    def run(texts, batch_size=32):
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        results = [None] * len(texts)
+        for start in range(0, len(order), batch_size):
+            rows = order[start:start + batch_size]
+            enc = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=512,
+                            return_tensors="np")
+            feeds = {"input_ids": enc["input_ids"].astype(np.int64),
+                     "attention_mask": enc["attention_mask"].astype(np.int64)}
+            (out,) = session.run(["logits" if lm_head is None else "last_hidden_state"], feeds)
+            for row, i in enumerate(rows):
+                at = int(np.argmax(enc["input_ids"][row] == tokenizer.mask_token_id))
+                if lm_head is None:
+                    scores = out[row, at]
+                else:
+                    with torch.inference_mode():
+                        scores = lm_head(torch.from_numpy(out[row, at])[None])[0].numpy()
+                top = np.argsort(-scores)[:5]
+                results[i] = [{"token": int(t), "token_str": tokenizer.decode([int(t)])} for t in top]
+        return results
+    return run
+
+
+def bench_fill_mask(args) -> list[str]:
+    from bench_pipelines import sentences
+
+    from roberta import RobertaConfig, RobertaForMaskedLM, pipeline
+    from roberta.export import export_onnx
+    from roberta.tokenization import RobertaTokenizerFast
+
+    texts = sentences(args.sentences)
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp) / "model"
+        torch.manual_seed(0)
+        config = RobertaConfig(vocab_size=50265, max_position_embeddings=514, type_vocab_size=1,
+                               num_hidden_layers=args.layers, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+        RobertaForMaskedLM(config).save_pretrained(folder)
+        tokenizer = RobertaTokenizerFast.from_pretrained(BASE)
+        tokenizer.save_pretrained(folder)
+        export_onnx(str(folder), Path(tmp) / "onnx-int8", task="fill-mask", quantize="int8")
+        export_onnx(str(folder), Path(tmp) / "onnx-int8-encoder", task="feature-extraction", quantize="int8")
+        fp32 = pipeline("fill-mask", model=str(folder), device=-1)
+        int8 = pipeline("fill-mask", model=str(folder), device=-1, quantization_config="int8")
+        threads = torch.get_num_threads()
+        ort_int8 = ort_fill_mask(str(Path(tmp) / "onnx-int8" / "model.onnx"), tokenizer, threads)
+        ort_int8_encoder = ort_fill_mask(str(Path(tmp) / "onnx-int8-encoder" / "model.onnx"), tokenizer, threads,
+                                         lm_head=fp32.model.lm_head)
+        outputs = {}
+
+        def call(name, pipe):
+            def run():
+                outputs[name] = pipe(texts, batch_size=32) if name.startswith("ours") else pipe(texts, 32)
+            return run
+        med = rounds({"ours fp32": call("ours fp32", fp32), "ours int8": call("ours int8", int8),
+                      "ORT int8": call("ORT int8", ort_int8),
+                      "ORT int8 encoder + head at masks": call("ORT int8 encoder + head at masks", ort_int8_encoder)},
+                     args.rounds, warmup=0)
+    ref = [o[0]["token"] for o in outputs["ours fp32"]]
+    lines = []
+    for k, t in med.items():
+        agree = sum(o[0]["token"] == r for o, r in zip(outputs[k], ref))
+        lines.append(f"{k:33s} {len(texts) / t:6.1f} sentences/s  top-1 = ours fp32 on {agree}/{len(texts)}")
+    lines.append(f"ours int8 / ours fp32: {med['ours fp32'] / med['ours int8']:.2f}x; ours int8 / ORT int8: "
+                 f"{med['ORT int8'] / med['ours int8']:.2f}x; ours int8 / ORT int8 encoder + head at masks: "
+                 f"{med['ORT int8 encoder + head at masks'] / med['ours int8']:.2f}x")
+    return lines
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--batch", type=int, default=32)
+    parser.add_argument("--seq", type=int, default=128)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--sentences", type=int, default=256)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--skip", choices=["forward", "fill-mask"], action="append", default=[])
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    print(cpu_features(), flush=True)
+    if "forward" not in args.skip:
+        print(f"\nRobertaModel forward {args.batch}x{args.seq}, roberta-base shape, {args.layers} layers, "
+              f"median of {args.rounds} interleaved rounds", flush=True)
+        print("\n".join(bench_forward(args)), flush=True)
+    if "fill-mask" not in args.skip:
+        print(f"\nfill-mask pipeline, batch 32, {args.sentences} mixed-length sentences, {args.layers} layers, "
+              f"median of {args.rounds} interleaved rounds", flush=True)
+        print("\n".join(bench_fill_mask(args)), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
