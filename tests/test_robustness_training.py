@@ -223,6 +223,7 @@ def inode(path: Path) -> int | None:
         return None
 
 
+@pytest.mark.slow
 def test_pretraining_killed_again_and_again_ends_like_an_uninterrupted_run(tmp_path):
     """SIGTERM and SIGKILL at random moments and in the middle of checkpoints, resumed each time: the final
     weights equal an uninterrupted run's, and the output folder holds no debris."""
