@@ -124,3 +124,21 @@ def test_checkpoints_and_final_model_are_readable_by_others(tmp_path, umask):
     config.save_pretrained(tmp_path / "tok")
     assert {p.name: oct(mode(p)) for p in (tmp_path / "tok").iterdir()} == \
         {p.name: oct(0o644) for p in (tmp_path / "tok").iterdir()}
+
+
+def test_save_pretrained_files_get_umask_permissions(tmp_path):
+    """safetensors' save_file creates 0600 files; a saved model folder must be readable by colleagues."""
+    import stat
+
+    from roberta.config import RobertaConfig
+    from roberta.modeling import RobertaForMaskedLM
+
+    old = os.umask(0o022)
+    try:
+        config = RobertaConfig(vocab_size=40, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                               intermediate_size=32, max_position_embeddings=20)
+        RobertaForMaskedLM(config).save_pretrained(tmp_path / "model")
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in (tmp_path / "model").iterdir()}
+    assert modes["model.safetensors"] == 0o644 and modes["config.json"] == 0o644, modes

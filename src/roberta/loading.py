@@ -26,6 +26,7 @@ from collections import defaultdict
 import torch
 from torch import nn
 
+from roberta._io import move_into_place
 from roberta.config import CONFIG_NAME, RobertaConfig, prepare_config
 from roberta.hub import is_local
 from roberta.safetensors_format import SafetensorsError, read_header
@@ -584,8 +585,8 @@ def save_model(model: nn.Module, save_directory, *, safe_serialization: bool = T
             written.append("generation_config.json")
         config.to_json_file(os.path.join(tmp, CONFIG_NAME))
         written.append(CONFIG_NAME)
-        for name in written:  # each file lands atomically; config last, once its weights are in place
-            os.replace(os.path.join(tmp, name), os.path.join(save_directory, name))
+        for name in written:  # each file lands atomically, with umask permissions; config last
+            move_into_place(os.path.join(tmp, name), os.path.join(save_directory, name))
         for name in os.listdir(save_directory):  # stale weights of an earlier save would shadow the new ones
             if _weight_file_pattern(variant).match(name) and name not in written:
                 os.remove(os.path.join(save_directory, name))
