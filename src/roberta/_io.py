@@ -156,3 +156,12 @@ def make_temp_dir(prefix: str, dir: str | os.PathLike) -> str:
     tmp = tempfile.mkdtemp(prefix=prefix, dir=dir)
     os.chmod(tmp, dir_mode())
     return tmp
+
+
+def make_save_directory(save_directory: str | os.PathLike) -> str:
+    """The folder a save_pretrained writes into, created if needed; a file at that path is refused."""
+    save_directory = os.fspath(save_directory)
+    if os.path.isfile(save_directory):
+        raise ValueError(f"save_directory {save_directory!r} is a file, not a folder")
+    os.makedirs(save_directory, exist_ok=True)
+    return save_directory

@@ -13,7 +13,7 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from roberta._io import atomic_write_text
+from roberta._io import atomic_write_text, make_save_directory
 
 logger = logging.getLogger(__name__)
 
@@ -81,6 +81,15 @@ def read_json_file(path: str | os.PathLike) -> dict:
     if not isinstance(data, dict):
         raise ValueError(f"{os.fspath(path)} must hold a JSON object, got {type(data).__name__}")
     return data
+
+
+def lookup_activation(table: dict, name):
+    """`config.hidden_act` -> a function from one framework's `table`; a callable is used as is."""
+    if callable(name):
+        return name
+    if name not in table:
+        raise ValueError(f"Unknown hidden_act {name!r}; supported: {', '.join(sorted(table))}")
+    return table[name]
 
 
 class PretrainedConfig:
@@ -277,10 +286,7 @@ class PretrainedConfig:
 
     def save_pretrained(self, save_directory: str | os.PathLike, **kwargs) -> None:
         """Write `config.json` (diff form, like transformers) into `save_directory`, creating it if needed."""
-        if os.path.isfile(save_directory):
-            raise ValueError(f"save_directory {os.fspath(save_directory)!r} is a file, not a folder")
-        os.makedirs(save_directory, exist_ok=True)
-        path = os.path.join(save_directory, CONFIG_NAME)
+        path = os.path.join(make_save_directory(save_directory), CONFIG_NAME)
         self.to_json_file(path)
         logger.info("Configuration saved in %s", path)
 

@@ -26,7 +26,7 @@ from collections import defaultdict
 import torch
 from torch import nn
 
-from roberta._io import move_into_place
+from roberta._io import make_save_directory, move_into_place
 from roberta.config import CONFIG_NAME, RobertaConfig, prepare_config
 from roberta.hub import is_local
 from roberta.safetensors_format import SafetensorsError, read_header
@@ -536,10 +536,7 @@ def save_model(model: nn.Module, save_directory, *, safe_serialization: bool = T
         raise TypeError(f"save_pretrained got unexpected arguments: {sorted(kwargs)}")
     if not is_main_process:
         return
-    save_directory = os.fspath(save_directory)
-    if os.path.isfile(save_directory):
-        raise ValueError(f"save_directory {save_directory!r} is a file, not a folder")
-    os.makedirs(save_directory, exist_ok=True)
+    save_directory = make_save_directory(save_directory)
 
     state = model.state_dict() if state_dict is None else dict(state_dict)
     state, alias_of = _dedupe_tied(state, set(getattr(model, "_tied_weights_keys", None) or []))

@@ -19,6 +19,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from roberta.config import lookup_activation
+
 from .outputs import FlaxBaseModelOutputWithPoolingAndCrossAttentions
 
 ACTIVATIONS = {
@@ -32,11 +34,7 @@ ACTIVATIONS = {
 
 
 def get_activation(name):
-    if callable(name):
-        return name
-    if name not in ACTIVATIONS:
-        raise ValueError(f"Unknown hidden_act {name!r}; supported: {', '.join(sorted(ACTIVATIONS))}")
-    return ACTIVATIONS[name]
+    return lookup_activation(ACTIVATIONS, name)
 
 
 def _dense(config, features: int, dtype, name=None, use_bias=True) -> nn.Dense:

@@ -21,7 +21,7 @@ import numpy as np
 from flax import serialization
 from flax.traverse_util import flatten_dict, unflatten_dict
 
-from roberta._io import atomic_write_bytes
+from roberta._io import atomic_write_bytes, make_save_directory
 from roberta.config import CONFIG_NAME, prepare_config
 from roberta.hub import is_local, resolve_file
 from roberta.weight_files import SAFE_WEIGHTS_NAME, CheckpointError, find_weight_files, read_numpy_weights
@@ -181,10 +181,7 @@ def save_flax_model(model, save_directory, params: dict | None = None, push_to_h
         kwargs.pop(ignored, None)
     if kwargs:
         raise TypeError(f"save_pretrained got unexpected arguments: {sorted(kwargs)}")
-    save_directory = os.fspath(save_directory)
-    if os.path.isfile(save_directory):
-        raise ValueError(f"save_directory {save_directory!r} is a file, not a folder")
-    os.makedirs(save_directory, exist_ok=True)
+    save_directory = make_save_directory(save_directory)
     params = jax.device_get(model.params if params is None else params)
     atomic_write_bytes(os.path.join(save_directory, FLAX_WEIGHTS_NAME), serialization.to_bytes(params))
     if pytorch_weights:

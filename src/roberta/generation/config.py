@@ -13,7 +13,7 @@ import logging
 import os
 from typing import Any, Optional
 
-from roberta._io import atomic_write_text
+from roberta._io import atomic_write_text, make_save_directory
 
 logger = logging.getLogger(__name__)
 
@@ -153,10 +153,7 @@ class GenerationConfig:
             self.validate(strict=True)
         except ValueError as exc:
             raise ValueError(f"{exc}. Fix these settings to save the generation config.") from None
-        save_directory = os.fspath(save_directory)
-        if os.path.isfile(save_directory):
-            raise ValueError(f"save_directory {save_directory!r} is a file, not a folder")
-        os.makedirs(save_directory, exist_ok=True)
+        save_directory = make_save_directory(save_directory)
         self.to_json_file(os.path.join(save_directory, config_file_name or GENERATION_CONFIG_NAME))
 
     @classmethod

@@ -12,6 +12,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from roberta.config import lookup_activation
+
 from .attention import AttentionMask, RobertaAttention
 from . import fused
 from .fused import dense_add_residual, dense_gelu, linear
@@ -44,11 +46,7 @@ ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {
 
 
 def get_activation(name) -> Callable[[Tensor], Tensor]:
-    if callable(name):
-        return name
-    if name not in ACTIVATIONS:
-        raise ValueError(f"Unknown hidden_act {name!r}; supported: {', '.join(sorted(ACTIVATIONS))}")
-    return ACTIVATIONS[name]
+    return lookup_activation(ACTIVATIONS, name)
 
 
 class RobertaIntermediate(nn.Module):

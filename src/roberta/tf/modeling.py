@@ -15,6 +15,7 @@ import math
 import keras
 import tensorflow as tf
 
+from roberta.config import lookup_activation
 from roberta.model_output import BaseModelOutputWithPoolingAndCrossAttentions
 
 
@@ -38,11 +39,7 @@ ACTIVATIONS = {
 
 
 def get_activation(name):
-    if callable(name):
-        return name
-    if name not in ACTIVATIONS:
-        raise ValueError(f"Unknown hidden_act {name!r}; supported: {', '.join(sorted(ACTIVATIONS))}")
-    return ACTIVATIONS[name]
+    return lookup_activation(ACTIVATIONS, name)
 
 
 def create_position_ids_from_input_ids(input_ids, padding_idx: int, past_key_values_length=0):

@@ -21,6 +21,7 @@ import tempfile
 
 import numpy as np
 
+from roberta._io import make_save_directory
 from roberta.config import CONFIG_NAME, RobertaConfig, prepare_config
 from roberta.hub import resolve_file
 from roberta.weight_files import CheckpointError, find_weight_files, read_numpy_weights
@@ -217,10 +218,7 @@ def save_pretrained(model, save_directory, saved_model: bool = False, version: i
         raise NotImplementedError("push_to_hub is not supported; upload the saved folder with huggingface_hub")
     if kwargs:
         raise TypeError(f"save_pretrained got unexpected arguments: {sorted(kwargs)}")
-    save_directory = os.fspath(save_directory)
-    if os.path.isfile(save_directory):
-        raise ValueError(f"save_directory {save_directory!r} is a file, not a folder")
-    os.makedirs(save_directory, exist_ok=True)
+    save_directory = make_save_directory(save_directory)
     model.config.architectures = [type(model).__name__.removeprefix("TF")]
     tmp = tempfile.mkdtemp(prefix=".tmp-save-", dir=save_directory)
     try:
