@@ -75,25 +75,21 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run_command(args) -> int:
     try:
-        task, call_kwargs = _task_options(args)
-        _check_output(args.output)
-        pipe = _build(args, task)
-    except Exception as err:  # a bad model path, id, dtype or flag: one line, no traceback
-        return _fail(err)
-    source = sys.stdin if args.input is None else None
-    try:
-        if args.input is not None:
-            source = open(args.input, encoding="utf-8", newline="")
-    except OSError as err:
-        return _fail(f"cannot read --input: {err}")
-    try:
-        with source if args.input is not None else contextlib.nullcontext(source):
-            return _stream(pipe, task, call_kwargs, source, args)
-    except UsageError as err:
-        return _fail(err)
+        task, call_kwargs = task_options(args)
+        check_output(args.output)
+        pipe = build_pipeline(args, task)
+        source = open_input(args.input)
+    except Exception as err:  # a bad model path, id, dtype, flag or input file: one line, no traceback
+        return fail(err)
+    with source as lines:
+        chunks = (run_chunk(pipe, task, call_kwargs, chunk) for chunk in read_chunks(lines, args.batch_size))
+        try:
+            return write_results(args, chunks)
+        except UsageError as err:  # --on-error stop
+            return fail(err)
 
 
-def _task_options(args) -> tuple[str, dict]:
+def task_options(args) -> tuple[str, dict]:
     task = normalize_task(args.task)
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be at least 1 (got {args.batch_size})")
@@ -117,7 +113,8 @@ def _task_options(args) -> tuple[str, dict]:
     return task, kwargs
 
 
-def _build(args, task):
+def build_pipeline(args, task):
+    """The pipeline `roberta run`'s flags ask for (--model, --tokenizer, --device, --dtype, --batch-size, ...)."""
     from . import pipeline
 
     dtype = args.dtype
@@ -130,16 +127,37 @@ def _build(args, task):
                     quantization_config=getattr(args, "quantize", None))
 
 
-def _stream(pipe, task, call_kwargs, source, args) -> int:
-    """Read lines, run them a chunk at a time, write one JSON line per input; return the exit code."""
+def open_input(path):
+    """The input lines: stdin, or the file at `path` (a UsageError naming the problem if it cannot be read)."""
+    if path is None:
+        return contextlib.nullcontext(sys.stdin)
+    try:
+        return open(path, encoding="utf-8", newline="")
+    except OSError as err:
+        raise UsageError(f"cannot read --input: {err}") from None
+
+
+def read_chunks(source, batch_size: int):
+    """Numbered lines, batch_size x _CHUNK_BATCHES at a time: lists of (line number, line)."""
+    lines = enumerate(source, start=1)
+    while chunk := list(itertools.islice(lines, batch_size * _CHUNK_BATCHES)):
+        yield chunk
+
+
+def write_results(args, chunks) -> int:
+    """Write chunks of (line number, JSON text or None, error or None) rows in order, under --on-error, to
+    --output (stdout, or PATH.partial renamed onto PATH when complete); return the exit code.
+
+    Both engines write through here (the local one chunk by chunk as they are computed, Ray's when its actors
+    are done), so their output and exit codes are the same. --on-error stop raises UsageError (exit 2)."""
     bar = _progress(args)
     failed: list[str] = []
     try:
         with _open_output(args.output) as out:
-            lines = enumerate(source, start=1)
-            chunk_size = args.batch_size * _CHUNK_BATCHES
-            while chunk := list(itertools.islice(lines, chunk_size)):
-                for number, result, error in _run_chunk(pipe, task, call_kwargs, chunk):
+            for chunk in chunks:
+                count = 0
+                for number, text, error in chunk:
+                    count += 1
                     if error is not None:
                         if args.on_error == "stop":
                             raise UsageError(f"line {number}: {error}")
@@ -147,11 +165,11 @@ def _stream(pipe, task, call_kwargs, source, args) -> int:
                         if args.on_error == "skip":
                             print(f"roberta run: skipped line {number}: {error}", file=sys.stderr)
                             continue
-                        result = {"line": number, "error": error}
-                    out.write(json.dumps(result, ensure_ascii=False, default=_jsonable) + "\n")
+                        text = json.dumps({"line": number, "error": error}, ensure_ascii=False)
+                    out.write(text + "\n")
                 out.flush()  # a reader sees each chunk's results as soon as they exist
                 if bar is not None:
-                    bar.update(len(chunk))
+                    bar.update(count)
     except BrokenPipeError:  # `roberta run ... | head`: the reader left, nothing more to do
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit
         return 0
@@ -165,8 +183,9 @@ def _stream(pipe, task, call_kwargs, source, args) -> int:
     return 0
 
 
-def _run_chunk(pipe, task, call_kwargs, chunk):
-    """(line number, result, error message) per input line of `chunk`, in order.
+def run_chunk(pipe, task, call_kwargs, chunk):
+    """(line number, result as JSON text or None, error message or None) per (line number, line) of `chunk`,
+    in order.
 
     The chunk runs as one batched call; when that fails, lines that fail on their own get an error and the
     others are run again without them, so one bad line costs only itself.
@@ -195,7 +214,9 @@ def _run_chunk(pipe, task, call_kwargs, chunk):
             except _LINE_ERRORS as err:
                 errors[number] = _message(err)
     for number, _ in chunk:
-        yield number, results.get(number), errors.get(number)
+        error = errors.get(number)
+        yield number, None if error is not None else json.dumps(results[number], ensure_ascii=False,
+                                                                default=jsonable), error
 
 
 def _try_batch(pipe, items: dict, call_kwargs) -> dict | None:
@@ -237,11 +258,11 @@ def _open_output(path):
         return contextlib.nullcontext(sys.stdout)
     if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
         return open(path, "w", encoding="utf-8")
-    _check_output(path)
+    check_output(path)
     return atomic_open(path, "w", temp_path=write_target(path) + ".partial")
 
 
-def _check_output(path) -> None:
+def check_output(path) -> None:
     """Refuse an --output that cannot be written, before the model loads."""
     if path is None:
         return
@@ -262,13 +283,15 @@ def _progress(args):
     return tqdm(unit=" lines", file=sys.stderr, desc=args.task)
 
 
-def _jsonable(value):
+def jsonable(value):
+    """json.dumps' default for what pipelines return beside plain Python: numpy scalars and arrays, tensors."""
     if hasattr(value, "tolist"):  # numpy scalars and tensors
         return value.tolist()
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def _fail(err) -> int:
+def fail(err) -> int:
+    """Report `err` in one line on stderr (no traceback); exit code 2."""
     message = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
     if isinstance(err, KeyError) and message.startswith(("'", '"')):
         message = message[1:-1]

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from roberta.pipelines import normalize_task
-from roberta.pipelines.cli_run import _jsonable
+from roberta.pipelines.cli_run import jsonable
 
 from .batcher import Closed, DynamicBatcher, QueueFull
 
@@ -214,7 +214,7 @@ def create_app(task: str, model=None, *, pipeline=None, tokenizer=None, device=N
             return _error(500, f"{type(err).__name__}: {err}")
         metrics.inputs.inc(len(items))
         shaped = _shape(state.pipe, body.inputs, results, body.parameters)
-        return Response(json.dumps(shaped, ensure_ascii=False, default=_jsonable), media_type="application/json")
+        return Response(json.dumps(shaped, ensure_ascii=False, default=jsonable), media_type="application/json")
 
     @app.get("/health")
     async def health():

@@ -7,17 +7,16 @@
 Each actor loads the model once and runs whole chunks of batch-size x 8 input lines through `roberta run`'s own
 chunk runner, the same chunks `roberta run` reads in one process: every forward pass sees the same inputs in the
 same padded batch, so the output is the same, byte for byte, in input order, and a bad line costs only itself
-under the same --on-error policy. The driver reads the input and writes the output as `roberta run` does
+under the same --on-error policy. The driver reads the input and writes the output with `roberta run`'s own
+readers and writer (cli_run.read_chunks, cli_run.write_results), so the files and exit codes are the same
 (PATH.partial renamed onto PATH when complete).
 """
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
 import os
-import sys
 
 from roberta.pipelines import cli_run
 
@@ -48,28 +47,29 @@ def add_engine_arguments(run_parser: argparse.ArgumentParser) -> None:
 
 def run_ray(args) -> int:
     try:
-        task, call_kwargs = cli_run._task_options(args)
-        cli_run._check_output(args.output)
+        task, call_kwargs = cli_run.task_options(args)
+        cli_run.check_output(args.output)
         for name in ("ray_cpus_per_actor", "ray_actors"):
             value = getattr(args, name)
             if value is not None and value < 1:
                 raise cli_run.UsageError(f"--{name.replace('_', '-')} must be at least 1 (got {value})")
         ray = _import_ray()
-        chunks = _read_chunks(args)
+        with cli_run.open_input(args.input) as source:  # chunks as `roberta run` reads them, a JSON list each
+            chunks = [json.dumps(chunk) for chunk in cli_run.read_chunks(source, args.batch_size)]
     except Exception as err:
-        return cli_run._fail(err)
+        return cli_run.fail(err)
     started_here = not ray.is_initialized()
     if started_here and chunks:
         address = args.ray_address or os.environ.get("RAY_ADDRESS") or None
         ray.init(address=address, include_dashboard=False, logging_level=logging.WARNING, log_to_driver=False,
                  configure_logging=False)
     try:
-        rows = _predict(ray, task, call_kwargs, chunks, args) if chunks else []
-        return _write(args, rows)
+        results = _predict(ray, task, call_kwargs, chunks, args) if chunks else []
+        return cli_run.write_results(args, results)
     except cli_run.UsageError as err:  # --on-error stop
-        return cli_run._fail(err)
+        return cli_run.fail(err)
     except Exception as err:  # an actor failed: a bad model path, an unexpected error
-        return cli_run._fail(_root_cause(err))
+        return cli_run.fail(_root_cause(err))
     finally:
         if started_here and ray.is_initialized():
             ray.shutdown()
@@ -84,21 +84,6 @@ def _import_ray():
     return ray
 
 
-def _read_chunks(args) -> list[str]:
-    """Numbered input lines in chunks of batch-size x 8, as `roberta run` reads them (a JSON list each)."""
-    try:
-        source = sys.stdin if args.input is None else open(args.input, encoding="utf-8", newline="")
-    except OSError as err:
-        raise cli_run.UsageError(f"cannot read --input: {err}") from None
-    try:
-        lines = enumerate(source, start=1)
-        size = args.batch_size * cli_run._CHUNK_BATCHES
-        return [json.dumps(chunk) for chunk in iter(lambda: list(itertools.islice(lines, size)), [])]
-    finally:
-        if source is not sys.stdin:
-            source.close()
-
-
 class _Predictor:
     """One Ray actor: loads the pipeline once, turns chunks of input lines into chunks of results."""
 
@@ -106,7 +91,7 @@ class _Predictor:
         import torch
 
         torch.set_num_threads(threads)
-        self.pipe = cli_run._build(argparse.Namespace(**options), task)
+        self.pipe = cli_run.build_pipeline(argparse.Namespace(**options), task)
         self.task, self.call_kwargs = task, call_kwargs
 
     def __call__(self, batch: dict) -> dict:
@@ -115,21 +100,19 @@ class _Predictor:
         out = []
         for chunk in batch["chunk"]:
             lines = [tuple(pair) for pair in json.loads(chunk)]  # (line number, text) as `roberta run` reads them
-            rows = []  # (line number, result as a JSON line or None, error message or None)
-            for number, result, error in cli_run._run_chunk(self.pipe, self.task, self.call_kwargs, lines):
-                text = None if error is not None else json.dumps(result, ensure_ascii=False, default=cli_run._jsonable)
-                rows.append((number, text, error))
-            out.append(json.dumps(rows))
+            # (line number, result as a JSON line or None, error message or None) per line
+            out.append(json.dumps(list(cli_run.run_chunk(self.pipe, self.task, self.call_kwargs, lines))))
         return {"index": batch["index"], "rows": np.array(out, dtype=object)}
 
 
-def _predict(ray, task, call_kwargs, chunks: list[str], args) -> list:
+def _predict(ray, task, call_kwargs, chunks: list[str], args) -> list[list]:
+    """The chunks' rows, chunk by chunk in input order: what cli_run.write_results takes."""
     context = ray.data.DataContext.get_current()
     context.execution_options.preserve_order = True
     cpus = args.ray_cpus_per_actor
     actors = args.ray_actors or max(1, int(ray.cluster_resources().get("CPU", 1)) // cpus)
     actors = min(actors, len(chunks))
-    options = {name: getattr(args, name, None)  # what cli_run._build reads
+    options = {name: getattr(args, name, None)  # what cli_run.build_pipeline reads
                for name in ("model", "tokenizer", "device", "dtype", "batch_size", "pack_weights", "quantize")}
     logger.info("Ray: %d chunks over %d actors (%d CPUs each)", len(chunks), actors, cpus)
     dataset = ray.data.from_items([{"index": i, "chunk": c} for i, c in enumerate(chunks)])
@@ -139,28 +122,7 @@ def _predict(ray, task, call_kwargs, chunks: list[str], args) -> list:
     rows = sorted(mapped.take_all(), key=lambda row: row["index"])  # in input order, whatever Ray did
     if [row["index"] for row in rows] != list(range(len(chunks))):
         raise RuntimeError(f"Ray returned {len(rows)} of {len(chunks)} chunks")
-    return [line for row in rows for line in json.loads(row["rows"])]
-
-
-def _write(args, rows: list) -> int:
-    """Write the results in input order with `roberta run`'s --on-error policy and exit codes."""
-    failed = []
-    with cli_run._open_output(args.output) as out:
-        for number, line, error in rows:
-            if error is not None:
-                if args.on_error == "stop":
-                    raise cli_run.UsageError(f"line {number}: {error}")
-                failed.append(f"line {number}: {error}")
-                if args.on_error == "skip":
-                    print(f"roberta run: skipped line {number}: {error}", file=sys.stderr)
-                    continue
-                line = json.dumps({"line": number, "error": error}, ensure_ascii=False)
-            out.write(line + "\n")
-    if failed:
-        how = "recorded as {\"line\", \"error\"} objects" if args.on_error == "record" else "left out"
-        print(f"roberta run: {len(failed)} input line(s) failed, {how} (first: {failed[0]})", file=sys.stderr)
-        return 1
-    return 0
+    return [json.loads(row["rows"]) for row in rows]
 
 
 def _root_cause(err: BaseException) -> BaseException:
