@@ -1,11 +1,14 @@
 """RobertaConfig: parity with transformers' RobertaConfig (to_dict, diff dict, files both ways) and validation."""
 import json
+import subprocess
+import sys
 
+import numpy as np
 import pytest
 import torch
 import transformers
 
-from roberta.config import ACTIVATIONS, PretrainedConfig, RobertaConfig
+from roberta.config import ACTIVATIONS, PretrainedConfig, RobertaConfig, dtype_name
 
 # roberta-base's config.json as published (transformers 4.x era), the settings users actually load.
 ROBERTA_BASE_JSON = {
@@ -74,6 +77,84 @@ def test_roberta_base_json_with_legacy_torch_dtype(tmp_path):
     assert c.architectures == ["RobertaForMaskedLM"]
     assert "transformers_version" not in c.to_dict() and "torch_dtype" not in c.to_dict()
     assert c.to_diff_dict()["dtype"] == "float32"
+
+
+# Run in a fresh interpreter: loading and saving a config with a dtype must not import torch (Flax and TF
+# users never read config.dtype); reading the attribute then does.
+DTYPE_WITHOUT_TORCH = """
+import json, sys
+from roberta import RobertaConfig
+for folder in sys.argv[1:]:
+    c = RobertaConfig.from_pretrained(folder)
+    c.save_pretrained(folder + "/out")
+    print(c.to_dict()["dtype"], json.load(open(folder + "/out/config.json"))["dtype"], "torch" in sys.modules)
+print(repr(c.dtype), "torch" in sys.modules)
+"""
+
+
+def test_config_dtype_loads_without_torch_and_reads_as_transformers(tmp_path):
+    folders = []
+    for key in ("dtype", "torch_dtype"):  # torch_dtype: configs saved before transformers 4.56
+        folder = tmp_path / key
+        folder.mkdir()
+        (folder / "config.json").write_text(json.dumps({"model_type": "roberta", key: "bfloat16"}))
+        folders.append(str(folder))
+    result = subprocess.run([sys.executable, "-c", DTYPE_WITHOUT_TORCH, *folders], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines() == ["bfloat16 bfloat16 False"] * 2 + ["torch.bfloat16 True"]
+    for folder in folders:
+        theirs = transformers.RobertaConfig.from_pretrained(folder)
+        ours = RobertaConfig.from_pretrained(folder)
+        assert ours.dtype is theirs.dtype is torch.bfloat16 and ours.torch_dtype is torch.bfloat16
+        assert ours.to_dict()["dtype"] == theirs.to_dict()["dtype"] == "bfloat16"
+
+
+FRAMEWORK_WITHOUT_TORCH = """
+import sys, numpy as np, roberta
+model_class = getattr(roberta, sys.argv[1] + "RobertaForMaskedLM")
+model_class.from_pretrained(sys.argv[2]).save_pretrained(sys.argv[3])  # safetensors in, the framework's own file out
+logits = model_class.from_pretrained(sys.argv[3])(np.array([[0, 31, 52, 2, 1]]), attention_mask=np.array([[1, 1, 1, 1, 0]])).logits
+assert "torch" not in sys.modules, "torch was imported"
+np.save(sys.argv[4], np.asarray(logits))
+"""
+
+
+@pytest.mark.parametrize("framework, package", [("Flax", "flax"), ("TF", "tensorflow")])
+def test_flax_and_tf_load_a_dtype_config_without_torch(framework, package, tmp_path):
+    """A Flax or TF user loading a PyTorch-saved folder (safetensors, config.json with "dtype": "float32") and
+    saving it in the framework's own format imports no torch, and gets our PyTorch model's outputs."""
+    pytest.importorskip(package, reason=f"pip install 'roberta[{framework.lower()}]'")
+    from roberta import RobertaForMaskedLM
+
+    torch.manual_seed(0)
+    pt = RobertaForMaskedLM(RobertaConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                                          intermediate_size=37, max_position_embeddings=40, type_vocab_size=1)).eval()
+    pt.save_pretrained(tmp_path / "pt")
+    assert json.loads((tmp_path / "pt" / "config.json").read_text())["dtype"] == "float32"
+    args = [framework, str(tmp_path / "pt"), str(tmp_path / "own"), str(tmp_path / "logits.npy")]
+    result = subprocess.run([sys.executable, "-c", FRAMEWORK_WITHOUT_TORCH, *args], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-2000:]
+    want = pt(torch.tensor([[0, 31, 52, 2, 1]]), attention_mask=torch.tensor([[1, 1, 1, 1, 0]])).logits.detach().numpy()
+    np.testing.assert_allclose(np.load(tmp_path / "logits.npy"), want, atol=1e-5)
+
+
+@pytest.mark.parametrize("given", ["half", torch.float16, "float"])
+def test_dtype_aliases_are_saved_as_transformers_saves_them(given):
+    theirs = transformers.RobertaConfig(dtype=given)
+    ours = RobertaConfig(dtype=given)
+    assert ours.dtype is theirs.dtype
+    assert ours.to_dict()["dtype"] == theirs.to_dict()["dtype"] == ("float32" if given == "float" else "float16")
+    assert ours == RobertaConfig(dtype=theirs.dtype) == RobertaConfig(dtype=str(theirs.dtype))  # "torch.float16" too
+
+
+def test_dtype_name_table_knows_every_torch_dtype():
+    """config.py checks dtype names against its own table (so it needs no torch): it must cover the installed
+    torch's dtypes, aliases included."""
+    for name in dir(torch):
+        if isinstance(getattr(torch, name), torch.dtype):
+            assert dtype_name(name) == str(getattr(torch, name)).removeprefix("torch."), name
+    with pytest.raises(ValueError, match="dtype must be a torch dtype or its name"):
+        RobertaConfig(dtype=3)
 
 
 def test_labels_property_and_setter():

@@ -48,27 +48,38 @@ _GENERATION_DEFAULTS = {
 _NOT_SERIALIZED = ("_attn_implementation", "_commit_hash", "transformers_version")
 
 
-def _to_torch_dtype(value):
-    """'float16' / 'torch.float16' / torch.float16 -> torch.float16; None stays None."""
-    if value is None or not isinstance(value, str):
-        return value
-    import torch
+# torch's dtype names (torch 2.13), so a config can check and store `dtype` without importing torch: a Flax or
+# TF user who loads a config.json with "dtype": "float32" must not pay for (or need) torch. Aliases map to the
+# name torch prints (torch.float is torch.float32), which is what transformers' to_dict writes.
+_TORCH_DTYPE_NAMES = frozenset((
+    "bool bfloat16 float16 float32 float64 float8_e4m3fn float8_e4m3fnuz float8_e5m2 float8_e5m2fnuz "
+    "float8_e8m0fnu float4_e2m1fn_x2 complex32 complex64 complex128 int1 int2 int3 int4 int5 int6 int7 int8 "
+    "int16 int32 int64 uint1 uint2 uint3 uint4 uint5 uint6 uint7 uint8 uint16 uint32 uint64 qint8 qint32 "
+    "quint8 quint4x2 quint2x4 bits1x8 bits2x4 bits4x2 bits8 bits16"
+).split())
+_TORCH_DTYPE_ALIASES = {"float": "float32", "double": "float64", "half": "float16", "int": "int32", "long": "int64",
+                        "short": "int16", "cfloat": "complex64", "cdouble": "complex128", "chalf": "complex32",
+                        "bit": "uint1"}
 
-    name = value.split(".")[-1]
-    dtype = getattr(torch, name, None)
-    if not isinstance(dtype, torch.dtype):
+
+def dtype_name(value) -> str | None:
+    """'float16' / 'torch.float16' / torch.float16 / 'half' -> 'float16' (None stays None), without importing
+    torch; anything else raises ValueError."""
+    if value is None:
+        return None
+    if type(value).__module__ == "torch" and type(value).__name__ == "dtype":
+        value = str(value)  # "torch.float16"
+    if not isinstance(value, str):
+        raise ValueError(f"dtype must be a torch dtype or its name (e.g. 'float32', 'bfloat16'), got {value!r}")
+    name = value.removeprefix("torch.")
+    name = _TORCH_DTYPE_ALIASES.get(name, name)
+    if name not in _TORCH_DTYPE_NAMES:
         raise ValueError(f"dtype {value!r} is not a torch dtype name (use e.g. 'float32', 'float16', 'bfloat16')")
-    return dtype
+    return name
 
 
 def _is_int(value) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _dtype_to_str(value):
-    if value is None or isinstance(value, str):
-        return value
-    return str(value).split(".")[-1]  # torch.float16 -> "float16"
 
 
 def read_json_file(path: str | os.PathLike) -> dict:
@@ -152,7 +163,7 @@ class PretrainedConfig:
         self.return_dict = return_dict
         self.output_hidden_states = output_hidden_states
         self.torchscript = torchscript
-        self.dtype = _to_torch_dtype(dtype)
+        self.dtype = dtype  # stored as its name; see the dtype property
         self._output_attentions = output_attentions
         # {layer: [head, ...]}: JSON object keys are strings, and a set would not serialize.
         self.pruned_heads = {int(k): sorted(v) for k, v in (pruned_heads or {}).items()}
@@ -242,13 +253,35 @@ class PretrainedConfig:
         self._name_or_path = str(value)
 
     @property
+    def dtype(self):
+        """The dtype the weights were saved in, as a torch.dtype (what transformers 4.57's config gives when torch
+        is installed; the name, e.g. "bfloat16", when it is not). The config holds only the name, in
+        `__dict__["dtype"]` (the form config.json and to_dict have), and imports torch when this is read: so
+        loading a config, and the Flax and TF classes, which never read it, do not import torch."""
+        name = self.__dict__["dtype"]
+        if name is None:
+            return None
+        try:
+            import torch
+        except ImportError:
+            return name
+        value = getattr(torch, name, None)
+        if not isinstance(value, torch.dtype):
+            raise ValueError(f"dtype {name!r} is not a dtype of the installed torch {torch.__version__}")
+        return value
+
+    @dtype.setter
+    def dtype(self, value) -> None:
+        self.__dict__["dtype"] = dtype_name(value)
+
+    @property
     def torch_dtype(self):
         """Legacy alias of `dtype`."""
         return self.dtype
 
     @torch_dtype.setter
     def torch_dtype(self, value) -> None:
-        self.dtype = _to_torch_dtype(value)
+        self.dtype = value
 
     def validate(self) -> None:
         """Hook for subclasses; raises ValueError on settings the model cannot be built with."""
@@ -263,7 +296,6 @@ class PretrainedConfig:
         out = copy.deepcopy({k: v for k, v in self.__dict__.items() if k not in _NOT_SERIALIZED})
         out["output_attentions"] = out.pop("_output_attentions")
         out["model_type"] = self.model_type
-        out["dtype"] = _dtype_to_str(out.get("dtype"))
         return out
 
     def to_diff_dict(self) -> dict[str, Any]:
@@ -315,7 +347,7 @@ class PretrainedConfig:
                 if key in ("id2label",) and value is not None:
                     value = {int(k): v for k, v in value.items()}
                     config.label2id = {v: k for k, v in value.items()}
-                setattr(config, key, _to_torch_dtype(value) if key == "dtype" else value)
+                setattr(config, key, value)
             else:
                 unused[key] = value
         if config.problem_type is not None and config.problem_type not in PROBLEM_TYPES:
