@@ -8,9 +8,11 @@
 #   3. train an 8192-token byte-level BPE tokenizer                     (roberta.training.tokenizer_training);
 #   4. pretrain a 4-layer, 256-wide RoBERTa in phases, each on a wall-clock budget and each continuing from
 #      the previous phase's weights with a fresh optimizer (roberta.training.pretrain via
-#      scripts/embedded_pretrain.py): single sentences (packing "lines", <= 64 tokens), every selected token
-#      made <mask> (no random/unchanged replacement), batch 32, held-out order probe every 250 steps;
-#   5. export (fp16 weights, model_max_length 64) into the package       (scripts/embedded_export.py);
+#      scripts/embedded_pretrain.py), in one of two recipes per phase:
+#        roberta    RoBERTa's: 128-token blocks packed across lines, 80/10/10 replacement of the 15% selected;
+#        sentences  one sentence per example (packing "lines", <= 64 tokens), every selected token made <mask>
+#                   (no random/unchanged replacement), the held-out order probe logged every 200 steps;
+#   5. export (fp16 weights, model_max_length 128) into the package      (scripts/embedded_export.py);
 #   6. evaluate it on the held-out sentences (15% masking, all <mask>, seed 0) with the bidirectional
 #      Kneser-Ney trigram baseline                                      (scripts/embedded_eval.py,
 #      scripts/embedded_ngram.py), and on 1,250 grammatical minimal pairs (scripts/embedded_grammar.py);
@@ -19,15 +21,16 @@
 # Environment: WORK (default /work/embed-build; never inside the repo: the corpus is not committed),
 # PYTHON (default: python on PATH), THREADS (default 2), EXTRA_PRETRAIN_ARGS (default "--bf16"), DEVICE
 # (default cpu; cuda trains the same recipe ~100x faster, so raise the budgets there),
-# PHASES: space-separated BUDGET_S:PEAK_LR:WARMUP_STEPS:DROPOUT:SEED, one per phase (default: the phases the
-# shipped model got, as its MODEL_CARD.md lists them). Takes about the sum of the budgets + 3 minutes on a
+# PHASES: space-separated BUDGET_S:PEAK_LR:WARMUP_STEPS:DROPOUT:SEED:BATCH:RECIPE, one per phase (default: the
+# chain the newest model got, as embedded-runs/README.md and the model card list it: two phases of the
+# roberta recipe from scratch, then sentence phases). Takes about the sum of the budgets + 10 minutes on a
 # 2-core CPU; the step rate depends on the machine, so a rebuild gets a similar model, not the same bytes.
 set -euo pipefail
 
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${WORK:-/work/embed-build}"
 PYTHON="${PYTHON:-python}"
-PHASES="${PHASES:-6600:1e-3:500:0.1:0}"
+PHASES="${PHASES:-1200:8e-4:150:0.1:0:32:roberta 3300:6e-4:50:0.1:1:32:roberta 6300:5e-4:200:0.1:2:64:sentences 7000:5e-4:200:0.0:3:64:sentences}"
 DEVICE="${DEVICE:-cpu}"
 THREADS="${THREADS:-2}"
 EXTRA_PRETRAIN_ARGS="${EXTRA_PRETRAIN_ARGS:---bf16}"
@@ -48,22 +51,28 @@ echo "== 2. corpus -> $WORK/corpus"
 
 echo "== 3. tokenizer -> $WORK/tokenizer"
 "$PYTHON" -c "import sys; from roberta.training.tokenizer_training import train_bpe_tokenizer; \
-train_bpe_tokenizer([sys.argv[1]], 8192, sys.argv[2], min_frequency=2, model_max_length=64, show_progress=False)" \
+train_bpe_tokenizer([sys.argv[1]], 8192, sys.argv[2], min_frequency=2, model_max_length=128, show_progress=False)" \
     "$WORK/corpus/train.txt" "$WORK/tokenizer"
 
 echo "== 4. pretraining, phases: $PHASES"
 n=0; previous=""
 for phase in $PHASES; do
-    IFS=: read -r budget lr warmup dropout seed <<< "$phase"
+    IFS=: read -r budget lr warmup dropout seed batch recipe <<< "$phase"
     n=$((n + 1)); out="$WORK/phase$n"
+    case "${recipe:-sentences}" in
+        roberta) recipe_args=(--train "$WORK/corpus/train.txt" --block-size 128 --packing full-sentences
+                              --mask-replace-prob 0.8 --random-replace-prob 0.1 --eval "$WORK/corpus/heldout.txt") ;;
+        sentences) recipe_args=(--train "$WORK/corpus/train_sentences.txt" --block-size 64 --packing lines
+                                --mask-replace-prob 1.0 --random-replace-prob 0.0
+                                --eval "$WORK/corpus/heldout_sentences.txt") ;;
+        *) echo "phase $n: unknown recipe '$recipe' (roberta or sentences)" >&2; exit 2 ;;
+    esac
     # shellcheck disable=SC2086
-    "$PYTHON" scripts/embedded_pretrain.py --train "$WORK/corpus/train_sentences.txt" --tokenizer "$WORK/tokenizer" \
+    "$PYTHON" scripts/embedded_pretrain.py "${recipe_args[@]}" --tokenizer "$WORK/tokenizer" \
         --out "$out" --cache-dir "$WORK/cache" --budget-s "$budget" --threads "$THREADS" \
-        --batch-size 32 --block-size 64 --lr "$lr" --warmup-steps "$warmup" --dropout "$dropout" --seed "$seed" \
-        --packing lines --mask-replace-prob 1.0 --random-replace-prob 0.0 \
-        --eval "$WORK/corpus/heldout_sentences.txt" --probe-steps 250 \
-        --snapshot-every 600 --device "$DEVICE" ${previous:+--init-from "$previous"} $EXTRA_PRETRAIN_ARGS \
-        | tee "$WORK/pretrain$n.log"
+        --batch-size "${batch:-32}" --lr "$lr" --warmup-steps "$warmup" --dropout "$dropout" --seed "$seed" \
+        --probe-steps 200 --snapshot-every 300 --device "$DEVICE" ${previous:+--init-from "$previous"} \
+        $EXTRA_PRETRAIN_ARGS | tee "$WORK/pretrain$n.log"
     previous="$out"
 done
 ln -sfn "$previous" "$WORK/checkpoint"
