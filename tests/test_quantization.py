@@ -79,6 +79,26 @@ def test_int8_linear_is_the_dequantized_matmul(activations):
     assert F.cosine_similarity(got.flatten(), want.flatten(), dim=0) > 0.999
 
 
+@pytest.mark.parametrize("engine", ["fbgemm", "x86", "onednn"])
+def test_int8_engines_give_the_same_numbers_and_leave_the_global_engine(monkeypatch, engine):
+    """Whichever quantized engine packs the weight (int8_engine(): onednn on a VNNI CPU), the dynamic int8 matmul
+    gives the same numbers (fbgemm's to ~1e-5), and torch's process-wide engine setting is left as it was."""
+    from roberta import quantization
+
+    if engine not in torch.backends.quantized.supported_engines:
+        pytest.skip(f"this torch has no {engine} quantized engine")
+    torch.manual_seed(0)
+    linear, x = nn.Linear(96, 200), torch.randn(5, 30, 96)
+    monkeypatch.setattr(quantization, "int8_engine", lambda: "fbgemm")
+    want = Int8Linear.from_linear(linear)(x)
+    monkeypatch.setattr(quantization, "int8_engine", lambda: engine)
+    before = torch.backends.quantized.engine
+    got = Int8Linear.from_linear(linear)(x)
+    assert torch.backends.quantized.engine == before
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-5)
+    assert (got - F.linear(x, Int8Linear.from_linear(linear).dequantized_weight(), linear.bias)).abs().max() < 0.05
+
+
 def test_quantize_swaps_encoder_linears_only_and_refuses_twice():
     model = _tiny_mlm()
     quantize(model, "int8")
