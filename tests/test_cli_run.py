@@ -4,6 +4,7 @@ Results are checked against transformers' own pipelines on the same tiny model f
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import shutil
@@ -118,6 +119,35 @@ def test_a_bad_line_costs_only_itself(folders, tmp_path):
     records = [json.loads(line) for line in qa.stdout.splitlines()]
     assert "answer" in records[0] and records[1]["line"] == 2 and "not a JSON object" in records[1]["error"]
     assert records[2] == {"line": 3, "error": "expected a JSON object, got list"}
+
+
+def test_a_line_that_is_not_utf8_is_named_and_costs_only_itself(folders, tmp_path, monkeypatch, capsys):
+    """Invalid UTF-8 (here latin-1 'café') is reported for its own line, with the file or <stdin>, under every
+    --on-error policy; it used to end in tokenizers' "TextInputSequence must be str" or a decoder error that
+    lost the whole run. A byte-order mark opening the input is not part of line 1."""
+    data = ("\ufeff" + TEXTS[0] + "\n").encode() + b"caf\xe9 <mask>\n" + (TEXTS[1] + "\n").encode()
+    model = str(folders["fill-mask"])
+    ref = transformers.pipeline("fill-mask", model=model, device=-1)
+    recorded = subprocess.run([*roberta_command(), "run", "--task", "fill-mask", "--model", model], input=data,
+                              capture_output=True, env={**os.environ, **ENV}, timeout=300)
+    assert recorded.returncode == 1, recorded.stderr
+    got = [json.loads(line) for line in recorded.stdout.decode().splitlines()]
+    assert got[1] == {"line": 2, "error": "not UTF-8 text (invalid continuation byte at byte 3)"}
+    assert_close([got[0], got[2]], [ref(TEXTS[0]), ref(TEXTS[1])])
+    assert b"(first: <stdin>, line 2: not UTF-8 text" in recorded.stderr and b"Traceback" not in recorded.stderr
+
+    from roberta.cli import main  # the same, in process, from a file: stop names the file, skip leaves it out
+    (tmp_path / "in.txt").write_bytes(data)
+    assert main(["run", "--task", "fill-mask", "--model", model, "--input", str(tmp_path / "in.txt"),
+                 "--on-error", "stop", "--output", str(tmp_path / "out.jsonl")]) == 2
+    err = capsys.readouterr().err
+    assert err == f"roberta run: error: {tmp_path / 'in.txt'}, line 2: not UTF-8 text (invalid continuation byte at byte 3)\n"
+    assert not (tmp_path / "out.jsonl").exists()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+    assert main(["run", "--task", "fill-mask", "--model", model, "--on-error", "skip"]) == 1
+    out, err = capsys.readouterr()
+    assert_close([json.loads(line) for line in out.splitlines()], [got[0], got[2]])
+    assert "skipped line 2: not UTF-8 text" in err
 
 
 def test_output_file_streams_as_partial_and_lands_with_normal_permissions(folders, tmp_path):

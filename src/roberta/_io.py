@@ -141,10 +141,18 @@ def find_invalid_utf8(paths) -> str | None:
     for path in paths:
         with open(path, "rb") as f:
             for number, line in enumerate(f, start=1):  # b"\n" never occurs inside a UTF-8 sequence
-                try:
-                    line.decode("utf-8")
-                except UnicodeDecodeError as err:
-                    return f"{os.fspath(path)}, line {number}: not UTF-8 text ({err.reason} at byte {err.start})"
+                problem = utf8_problem(line)
+                if problem is not None:
+                    return f"{os.fspath(path)}, line {number}: {problem}"
+    return None
+
+
+def utf8_problem(data: bytes) -> str | None:
+    """'not UTF-8 text (invalid start byte at byte N)' when `data` does not decode, else None."""
+    try:
+        data.decode("utf-8")
+    except UnicodeDecodeError as err:
+        return f"not UTF-8 text ({err.reason} at byte {err.start})"
     return None
 
 

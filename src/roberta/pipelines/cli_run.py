@@ -18,7 +18,7 @@ import json
 import os
 import sys
 
-from roberta._io import atomic_open, write_target
+from roberta._io import atomic_open, utf8_problem, write_target
 
 from . import SUPPORTED_TASKS, TASK_ALIASES, get_supported_tasks, normalize_task
 
@@ -128,19 +128,30 @@ def build_pipeline(args, task):
 
 
 def open_input(path):
-    """The input lines: stdin, or the file at `path` (a UsageError naming the problem if it cannot be read)."""
+    """The input lines as bytes: stdin, or the file at `path` (a UsageError naming the problem if it cannot be
+    read). Each line is decoded on its own (read_chunks), so bytes that are not UTF-8 cost only their line."""
     if path is None:
-        return contextlib.nullcontext(sys.stdin)
+        return contextlib.nullcontext(getattr(sys.stdin, "buffer", sys.stdin))  # a test's StringIO: str lines
     try:
-        return open(path, encoding="utf-8", newline="")
+        return open(path, "rb")
     except OSError as err:
         raise UsageError(f"cannot read --input: {err}") from None
 
 
 def read_chunks(source, batch_size: int):
-    """Numbered lines, batch_size x _CHUNK_BATCHES at a time: lists of (line number, line)."""
-    lines = enumerate(source, start=1)
+    """Numbered lines, batch_size x _CHUNK_BATCHES at a time: lists of (line number, line).
+
+    Bytes that are not UTF-8 stay in the line as surrogate escapes (as Python's own stdin keeps them under
+    the C locale; JSON carries them to Ray's actors as \\udcXX) for _parse to report that line alone, rather
+    than a decoder error ending the run. A byte-order mark opening the input is dropped.
+    """
+    lines = ((number, line.decode("utf-8", "surrogateescape") if isinstance(line, bytes) else line)
+             for number, line in enumerate(source, start=1))
+    first = True
     while chunk := list(itertools.islice(lines, batch_size * _CHUNK_BATCHES)):
+        if first:
+            chunk[0] = (1, chunk[0][1].removeprefix("\ufeff"))
+            first = False
         yield chunk
 
 
@@ -160,8 +171,8 @@ def write_results(args, chunks) -> int:
                     count += 1
                     if error is not None:
                         if args.on_error == "stop":
-                            raise UsageError(f"line {number}: {error}")
-                        failed.append(f"line {number}: {error}")
+                            raise UsageError(f"{where(args, number)}: {error}")
+                        failed.append(f"{where(args, number)}: {error}")
                         if args.on_error == "skip":
                             print(f"roberta run: skipped line {number}: {error}", file=sys.stderr)
                             continue
@@ -233,10 +244,19 @@ def _message(err: Exception) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+def where(args, number: int) -> str:
+    """'FILE, line N' (or '<stdin>, line N') for messages about one input line."""
+    return f"{args.input if args.input is not None else '<stdin>'}, line {number}"
+
+
 def _parse(task, line: str, number: int):
     """One input line -> one pipeline input (the trailing newline is not part of the text)."""
     text = line[:-1] if line.endswith("\n") else line
     text = text[:-1] if text.endswith("\r") else text
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # surrogate escapes from read_chunks: bytes that are not UTF-8
+        raise UsageError(f"line {number}: {utf8_problem(text.encode('utf-8', 'surrogateescape'))}") from None
     if task == "question-answering" or (task == "text-classification" and text.lstrip().startswith("{")):
         try:
             item = json.loads(text)
