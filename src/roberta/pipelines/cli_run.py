@@ -145,14 +145,15 @@ def read_chunks(source, batch_size: int):
     the C locale; JSON carries them to Ray's actors as \\udcXX) for _parse to report that line alone, rather
     than a decoder error ending the run. A byte-order mark opening the input is dropped.
     """
-    lines = ((number, line.decode("utf-8", "surrogateescape") if isinstance(line, bytes) else line)
-             for number, line in enumerate(source, start=1))
-    first = True
+    lines = enumerate(_decoded(source), start=1)
     while chunk := list(itertools.islice(lines, batch_size * _CHUNK_BATCHES)):
-        if first:
-            chunk[0] = (1, chunk[0][1].removeprefix("\ufeff"))
-            first = False
         yield chunk
+
+
+def _decoded(source):
+    for index, line in enumerate(source):
+        line = line.decode("utf-8", "surrogateescape") if isinstance(line, bytes) else line
+        yield line.removeprefix("\ufeff") if index == 0 else line
 
 
 def write_results(args, chunks) -> int:
