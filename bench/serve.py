@@ -11,7 +11,9 @@ whose `def predict` (FastAPI's thread pool) calls `transformers.pipeline("fill-m
 The load generator is asyncio with raw HTTP/1.1 keep-alive connections (one per simulated client, cheap enough
 to leave the CPU to the servers); each level is bounded by a request count and a time limit, loopback only.
 Every request body is one sentence with one <mask>; a request counts as failed unless it gets 200 and a JSON
-list of 5 candidates. Latency: from writing the request to reading the whole answer.
+list of 5 candidates. Latency: from writing the request to reading the whole answer. Server CPU: the server
+process's user + system time over the level divided by the requests answered (a figure that other jobs on a
+shared machine disturb far less than req/s).
 """
 from __future__ import annotations
 
@@ -74,11 +76,12 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def start(kind: str, model: str, max_batch_size: int, max_wait_ms: float, threads: int):
+def start(kind: str, model: str, max_batch_size: int, max_wait_ms: float, threads: int, workers: int | None = None):
     port = free_port()
     if kind == "ours":
         command = [sys.executable, "-m", "roberta.cli", "serve", "--task", "fill-mask", "--port", str(port),
                    "--max-batch-size", str(max_batch_size), "--max-wait-ms", str(max_wait_ms), "--log-level", "warning"]
+        command += ["--workers", str(workers)] if workers else []
     else:
         script = Path(tempfile.mkdtemp(prefix="roberta-bench-")) / "anchor_app.py"
         script.write_text(ANCHOR_APP)
@@ -118,6 +121,15 @@ async def _read_response(reader) -> tuple[int, bytes]:
     if length is None:
         raise ValueError("response without Content-Length")
     return status, await reader.readexactly(length)
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) the process has used so far; NaN where /proc is not there."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 # ---------------------------------------------------------------- load generator
@@ -169,21 +181,24 @@ def merge(parts: list[dict]) -> dict:
             failures[reason] = failures.get(reason, 0) + n
     seconds = sum(p["seconds"] for p in parts)
     done = len(latencies)
+    cpu = sum(p.get("cpu_seconds", float("nan")) for p in parts)
     return {"concurrency": parts[0]["concurrency"], "ok": done, "failed": sum(failures.values()), "failures": failures,
             "seconds": seconds, "throughput": done / seconds if seconds else 0.0,
             "p50_ms": 1000 * statistics.median(latencies) if latencies else float("nan"),
-            "p99_ms": 1000 * latencies[min(done - 1, int(0.99 * done))] if latencies else float("nan")}
+            "p99_ms": 1000 * latencies[min(done - 1, int(0.99 * done))] if latencies else float("nan"),
+            "cpu_ms": 1000 * cpu / done if done else float("nan")}
 
 
 # ---------------------------------------------------------------- report
 def table(results: dict) -> str:
-    rows = ["| concurrency | server | requests ok | failed | req/s | p50 ms | p99 ms | throughput ours / anchor |",
-            "|---|---|---|---|---|---|---|---|"]
+    rows = ["| concurrency | server | requests ok | failed | req/s | p50 ms | p99 ms | server CPU ms / request "
+            "| throughput ours / anchor |",
+            "|---|---|---|---|---|---|---|---|---|"]
     for ours, anchor in zip(results["ours"], results["anchor"]):
         ratio = ours["throughput"] / anchor["throughput"] if anchor["throughput"] else float("inf")
         for name, r in (("roberta serve", ours), ("FastAPI + transformers pipeline", anchor)):
             rows.append(f"| {r['concurrency']} | {name} | {r['ok']} | {r['failed']} | {r['throughput']:.1f} | "
-                        f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {f'**{ratio:.2f}x**' if r is ours else ''} |")
+                        f"{r['p50_ms']:.2f} | {r['p99_ms']:.2f} | {r['cpu_ms']:.2f} | {f'**{ratio:.2f}x**' if r is ours else ''} |")
     return "\n".join(rows)
 
 
@@ -216,6 +231,7 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch / OpenMP threads per server (default 1)")
     parser.add_argument("--max-batch-size", type=int, default=32)
     parser.add_argument("--max-wait-ms", type=float, default=5)
+    parser.add_argument("--workers", type=int, default=None, help="roberta serve --workers (default: its default)")
     parser.add_argument("--write", action="store_true", help="record the results under `## serve` in BENCHMARKS.md")
     parser.add_argument("--json", default=None, help="also save the raw results here")
     args = parser.parse_args()
@@ -228,7 +244,7 @@ def main() -> None:
     model = default_model_path()
     texts = sentences(512)
     results = {"ours": [], "anchor": []}
-    servers = {kind: start(kind, model, args.max_batch_size, args.max_wait_ms, args.threads)
+    servers = {kind: start(kind, model, args.max_batch_size, args.max_wait_ms, args.threads, args.workers)
                for kind in ("anchor", "ours")}
     try:
         for concurrency, count in zip(args.concurrency, counts):
@@ -237,13 +253,16 @@ def main() -> None:
                 asyncio.run(load(servers[kind][1], min(concurrency, 8), 4 * min(concurrency, 8), 30, texts))  # warm-up
             for _ in range(args.rounds):
                 for kind in ("anchor", "ours"):
+                    cpu = cpu_seconds(servers[kind][0].pid)
                     rounds[kind].append(asyncio.run(load(servers[kind][1], concurrency, count // args.rounds,
                                                          args.seconds / args.rounds, texts)))
+                    rounds[kind][-1]["cpu_seconds"] = cpu_seconds(servers[kind][0].pid) - cpu
             for kind in ("anchor", "ours"):
                 result = merge(rounds[kind])
                 results[kind].append(result)
                 print(f"{kind:6s} c={concurrency:<4d} ok={result['ok']:<6d} failed={result['failed']:<4d} "
-                      f"{result['throughput']:8.1f} req/s  p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms "
+                      f"{result['throughput']:8.1f} req/s  p50 {result['p50_ms']:7.2f} ms  p99 {result['p99_ms']:7.2f} ms  "
+                      f"server CPU {result['cpu_ms']:6.2f} ms/req "
                       f"{result['failures'] or ''}", flush=True)
     finally:
         for process, _ in servers.values():

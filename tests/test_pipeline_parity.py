@@ -97,6 +97,20 @@ def test_fill_mask_top_k_and_batches(model_dirs):
     assert_same(ours(FILL_TEXTS[:1]), ref(FILL_TEXTS[:1]))  # a list of one text: that text's result
 
 
+def test_length_batches_cut_where_padding_costs_more_than_a_forward_pass():
+    from roberta.pipelines.base import length_batches
+
+    # equal lengths: plain slices of batch_size, the full ones first
+    assert length_batches([5] * 10, 4) == [(0, 4), (4, 8), (8, 10)]
+    assert length_batches([], 4) == [] and length_batches([7], 4) == [(0, 1)]
+    # one batch costs 96 + 8 x 100 = 896 token rows; cut in two 96 + 4 x 10 + 96 + 4 x 100 = 632
+    assert length_batches([10] * 4 + [100] * 4, 8, overhead=96) == [(0, 4), (4, 8)]
+    # together 96 + 2 x 11 = 118; apart 96 + 10 + 96 + 11 = 213: not worth another pass
+    assert length_batches([10, 11], 8, overhead=96) == [(0, 2)]
+    # no overhead: every distinct length its own batch (never more than batch_size)
+    assert length_batches([1, 1, 2, 3, 3, 3], 2, overhead=0) == [(0, 2), (2, 3), (3, 5), (5, 6)]
+
+
 def test_pipelines_pack_weights_on_cpu_float32_by_default(model_dirs):
     """Every pipeline in this file runs on packed weights (the default on CPU in float32) and matches
     transformers; pack_weights=False keeps none and gives the same results."""

@@ -169,3 +169,21 @@ def test_submit_needs_a_non_empty_list():
         batcher.submit([])
     with pytest.raises(ValueError, match="non-empty list"):
         batcher.submit("a text")
+
+
+def test_two_workers_run_two_rounds_at_once():
+    both_inside = threading.Barrier(2, timeout=10)  # broken (an error) unless two rounds are inside together
+    calls = []
+
+    def run(items, params):
+        both_inside.wait()
+        calls.append(items)
+        return [item.upper() for item in items]
+
+    # different parameters: the two requests cannot share a round, so only a second worker runs them together
+    with DynamicBatcher(run, max_batch_size=8, max_wait_ms=0, workers=2) as batcher:
+        first, second = batcher.submit(["a"], {"x": 1}), batcher.submit(["b"], {"x": 2})
+        assert first.result(timeout=10) == ["A"] and second.result(timeout=10) == ["B"]
+    assert sorted(calls) == [["a"], ["b"]]
+    with pytest.raises(ValueError, match="workers must be an integer >= 1, got 0"):
+        DynamicBatcher(run, workers=0)

@@ -6,8 +6,9 @@ A task subclass splits its work in three steps, in data-flow order:
   postprocess(item, features, outputs, params) -> the user-facing result for that item
 
 The base class does everything else: it accepts one input, a list, or a lazy iterable; it sorts the
-features of a chunk by length so each batch pads little; it pads on the right, runs the model under
-torch.inference_mode, and hands results back in input order.
+features of a chunk by length and cuts them into batches of at most batch_size where padding would cost more
+than another forward pass (length_batches); it pads on the right, runs the model under torch.inference_mode,
+and hands results back in input order.
 Shapes: B batch, T tokens, C hidden, V vocabulary.
 """
 from __future__ import annotations
@@ -25,6 +26,9 @@ logger = logging.getLogger(__name__)
 _HUGE_MAX_LENGTH = 1_000_000
 # A lazy input is processed this many batches at a time: enough to sort by length, small enough to stream.
 _BATCHES_PER_CHUNK = 8
+# What one forward pass costs beyond its token rows, in token rows (weights read, per-layer dispatch): a padded
+# batch is split where the padding saved is worth more than another pass (length_batches).
+_FORWARD_OVERHEAD_TOKENS = 96
 
 
 class PipelineException(ValueError):
@@ -173,8 +177,8 @@ class Pipeline:
         """Run all features through the model, batched by similar length; outputs come back in feature order."""
         order = sorted(range(len(features)), key=lambda i: len(features[i]["input_ids"]))
         outputs: list = [None] * len(features)
-        for start in range(0, len(order), batch_size):
-            indices = order[start : start + batch_size]
+        for start, stop in length_batches([len(features[i]["input_ids"]) for i in order], batch_size):
+            indices = order[start:stop]
             batch = [features[i] for i in indices]
             input_ids, attention_mask = self._collate(batch)
             with torch.inference_mode():
@@ -217,6 +221,29 @@ class Pipeline:
     def _label(self, index: int) -> str:
         id2label = getattr(self.model.config, "id2label", None) or {}
         return id2label.get(index, id2label.get(str(index), f"LABEL_{index}"))
+
+
+def length_batches(lengths: list[int], batch_size: int, overhead: int = _FORWARD_OVERHEAD_TOKENS) -> list[tuple[int, int]]:
+    """Cut `lengths` (sorted ascending) into batches [start, stop) of at most batch_size that cost the least.
+
+    A batch of n sequences padded to its longest, T, costs n * T token rows plus `overhead` rows for the forward
+    pass itself. With equal lengths that gives batches of batch_size, as plainly slicing would; with mixed
+    lengths (as a server's requests are) short sequences are not padded up to the longest of the whole chunk.
+    Exact minimum by dynamic programming over the cut points: O(len * batch_size), shapes only, deterministic.
+    """
+    n = len(lengths)
+    best = [float("inf")] * n + [0]  # best[i]: the least cost of lengths[i:]
+    cut = [n] * (n + 1)  # cut[i]: where the first batch of that best split of lengths[i:] ends
+    for start in range(n - 1, -1, -1):
+        for stop in range(min(n, start + batch_size), start, -1):  # longest batch first: it wins ties
+            cost = overhead + (stop - start) * lengths[stop - 1] + best[stop]
+            if cost < best[start]:
+                best[start], cut[start] = cost, stop
+    batches, start = [], 0
+    while start < n:
+        batches.append((start, cut[start]))
+        start = cut[start]
+    return batches
 
 
 def _model_device(model) -> torch.device:

@@ -126,16 +126,17 @@ class _BodyLimit:
 
 def create_app(task: str, model=None, *, pipeline=None, tokenizer=None, device=None, dtype=None,
                max_batch_size: int = 32, max_wait_ms: float = 5.0, max_queue: int = 1024, max_inputs: int = 256,
-               max_body_bytes: int = 1 << 20, pipeline_kwargs: dict | None = None) -> FastAPI:
+               max_body_bytes: int = 1 << 20, workers: int = 1, pipeline_kwargs: dict | None = None) -> FastAPI:
     """A FastAPI app serving `task`. The model loads in a thread when the app starts (/health is 503 until then),
     unless a ready `pipeline` is given. Limits: max_batch_size inputs per forward round, max_wait_ms a batch waits
-    under load, max_queue inputs waiting (then 503), max_inputs per request and max_body_bytes per body (413)."""
+    under load, max_queue inputs waiting (then 503), max_inputs per request and max_body_bytes per body (413).
+    workers: forward rounds run at once on the one model (threads; see DynamicBatcher)."""
     task = normalize_task(task)
     if pipeline is not None and pipeline.task != task:
         raise ValueError(f"the pipeline given is for {pipeline.task!r}, not {task!r}")
     state = _State(pipeline)
     batcher = DynamicBatcher(state.run_batch, max_batch_size=max_batch_size, max_wait_ms=max_wait_ms,
-                             max_queue=max_queue)
+                             max_queue=max_queue, workers=workers)
     metrics = _Metrics(lambda: batcher.depth, max_batch_size)
     batcher.on_batch = metrics.on_batch
 

@@ -6,10 +6,12 @@
     future.result()                                                 # -> one result per input
     batcher.close()                                                 # finish what is queued, then stop
 
-One worker thread owns the model: it takes the oldest waiting request, adds every later request that has the
-same parameters (in arrival order) until `max_batch_size` inputs, and calls `run_batch(items, params)` once for
-all of them (the pipeline sorts those inputs by length, so each forward pass pads little). Requests with other
-parameters wait for the next round; nobody is overtaken by more than one round.
+A worker thread takes the oldest waiting request, adds every later request that has the same parameters (in
+arrival order) until `max_batch_size` inputs, and calls `run_batch(items, params)` once for all of them (the
+pipeline sorts those inputs by length, so each forward pass pads little). Requests with other parameters wait
+for the next round; nobody is overtaken by more than one round. With `workers=2` (or more) several rounds run
+at once on the same model: one worker's forward pass (which releases the GIL) overlaps another's tokenization
+and post-processing, and each keeps a core busy, as a thread pool of per-request pipelines does.
 
 When to wait for more: an idle server never waits (a lone request runs at once, so latency at low load is the
 pipeline's own). Under load (the last batch merged several requests) a batch waits up to `max_wait_ms` after its
@@ -61,8 +63,8 @@ class DynamicBatcher:
     """
 
     def __init__(self, run_batch: Callable[[list, dict], list], *, max_batch_size: int = 32, max_wait_ms: float = 5.0,
-                 max_queue: int = 1024, on_batch: Callable[[int, int, float], None] | None = None):
-        for name, value in (("max_batch_size", max_batch_size), ("max_queue", max_queue)):
+                 max_queue: int = 1024, workers: int = 1, on_batch: Callable[[int, int, float], None] | None = None):
+        for name, value in (("max_batch_size", max_batch_size), ("max_queue", max_queue), ("workers", workers)):
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
                 raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
         if not isinstance(max_wait_ms, (int, float)) or max_wait_ms < 0:
@@ -71,6 +73,7 @@ class DynamicBatcher:
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait_ms / 1000.0
         self.max_queue = max_queue
+        self.workers = workers
         self.on_batch = on_batch
         self._queue: collections.deque[_Job] = collections.deque()
         self._depth = 0  # inputs waiting in _queue
@@ -78,7 +81,7 @@ class DynamicBatcher:
         self._closing = False
         self._loaded = False  # the last batch merged several requests: wait for more next time
         self._seconds_per_input = 0.01  # moving estimate, for Retry-After
-        self._thread: threading.Thread | None = None
+        self._threads: list[threading.Thread] = []
 
     # ------------------------------------------------------------------ callers' side
     @property
@@ -110,9 +113,11 @@ class DynamicBatcher:
 
     # ------------------------------------------------------------------ lifecycle
     def start(self) -> "DynamicBatcher":
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._loop, name="roberta-batcher", daemon=True)
-            self._thread.start()
+        if not self._threads:
+            self._threads = [threading.Thread(target=self._loop, name=f"roberta-batcher-{i}", daemon=True)
+                             for i in range(self.workers)]
+            for thread in self._threads:
+                thread.start()
         return self
 
     def close(self, timeout: float | None = None) -> None:
@@ -120,8 +125,10 @@ class DynamicBatcher:
         with self._cond:
             self._closing = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        if self._threads:
+            deadline = None if timeout is None else time.monotonic() + timeout
+            for thread in self._threads:
+                thread.join(None if deadline is None else max(0.0, deadline - time.monotonic()))
         else:  # never started: nothing will run what is queued
             self._fail_all(Closed("the server shut down before this request ran"))
 

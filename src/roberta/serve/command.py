@@ -42,6 +42,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     parser.add_argument("--max-queue", type=int, default=1024, metavar="N",
                         help="inputs allowed to wait; beyond that requests get 503 + Retry-After (default 1024)")
     parser.add_argument("--max-inputs", type=int, default=256, metavar="N", help="inputs per request (default 256; more: 413)")
+    parser.add_argument("--workers", type=int, default=2, metavar="N",
+                        help="forward rounds run at once on the one model, in threads (default 2: one thread's forward "
+                             "pass overlaps another's tokenization and post-processing)")
+    parser.add_argument("--threads", type=int, default=None, metavar="N",
+                        help="torch threads per forward pass (default: torch's thread count / --workers, at least 1; "
+                             "torch's count is the physical cores, or OMP_NUM_THREADS)")
     parser.add_argument("--max-body-bytes", type=int, default=1 << 20, metavar="N",
                         help="request body size limit (default 1 MiB; more: 413)")
     parser.add_argument("--graceful-timeout", type=float, default=30.0, metavar="S",
@@ -55,19 +61,25 @@ def serve_command(args) -> int:
     task = normalize_task(args.task)
     if args.model is None and task != "fill-mask":
         raise ValueError(f"--model is required for {args.task} (only fill-mask has a default model)")
-    for name in ("max_batch_size", "max_queue", "max_inputs", "max_body_bytes"):
-        if getattr(args, name) < 1:
+    for name in ("max_batch_size", "max_queue", "max_inputs", "max_body_bytes", "workers", "threads"):
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)})")
     try:
         import uvicorn
     except ImportError as err:
         raise ImportError("roberta serve needs the server extra: pip install 'roberta[serve]'") from err
+    import torch
+
     from .app import create_app
+
+    # workers x threads = the cores torch would use for one forward pass (more threads than cores: OpenMP's
+    # barriers spin against each other)
+    torch.set_num_threads(args.threads or max(1, torch.get_num_threads() // args.workers))
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
     app = create_app(task, args.model, tokenizer=args.tokenizer, device=args.device, dtype=args.dtype,
                      max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
-                     max_inputs=args.max_inputs, max_body_bytes=args.max_body_bytes,
+                     max_inputs=args.max_inputs, max_body_bytes=args.max_body_bytes, workers=args.workers,
                      pipeline_kwargs={"quantization_config": args.quantize} if args.quantize else None)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                             timeout_graceful_shutdown=args.graceful_timeout, access_log=False)
