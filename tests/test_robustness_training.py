@@ -115,6 +115,53 @@ def test_debris_of_our_naming_is_swept_and_nothing_else(tmp_path, caplog):
     assert "removed debris of an interrupted save" in caplog.text
 
 
+TOKENIZE_DRIVER = """
+import os, sys, time
+from roberta.tokenization import RobertaTokenizerFast
+from roberta.training import data
+
+def stall(chunk, tokenizer, eos, dtype, out, offsets):  # a long tokenization, caught in the middle
+    print(os.path.dirname(out.name), flush=True)
+    time.sleep(300)
+
+data._write_chunk = stall
+data.tokenize_corpus(sys.argv[1], RobertaTokenizerFast.from_pretrained(sys.argv[2]), cache_dir=sys.argv[3],
+                     show_progress=False)
+"""
+
+
+def test_a_killed_tokenization_is_swept_and_a_concurrent_live_one_is_not(tmp_path, caplog):
+    """kill -9 while the corpus is tokenized leaves `.<key>.<random>` in the cache; the next tokenization in
+    that cache removes it, but not the temp folder of another process tokenizing there at the same time."""
+    from roberta.training.data import tokenize_corpus
+    from test_training_helpers import load_tokenizer
+
+    cache = tmp_path / "cache"
+    corpora = [write_corpus(tmp_path / f"{i}.txt", lines=20, seed=i) for i in range(2)]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+    writers = [subprocess.Popen([sys.executable, "-c", TOKENIZE_DRIVER, str(c), str(tokenizer_dir()), str(cache)],
+                                stdout=subprocess.PIPE, text=True, env=env) for c in corpora]
+    try:
+        killed, live = (Path(w.stdout.readline().strip()).name for w in writers)
+        writers[0].kill()
+        writers[0].wait()
+        old, young = ".0123456789abcdef01234567.old_1234", ".0123456789abcdef01234567.young123"
+        for name in (old, young, ".not-ours", ".0123456789abcdef01234567.toolong99"):  # no lock file in these
+            (cache / name).mkdir()
+        os.utime(cache / old, (time.time() - 7200, time.time() - 7200))  # older code's debris, or killed before locking
+        assert hidden(cache) == sorted([killed, live, old, young, ".not-ours", ".0123456789abcdef01234567.toolong99"])
+        with caplog.at_level(logging.WARNING):
+            final = tokenize_corpus(corpora[0], load_tokenizer(), cache_dir=cache, show_progress=False)
+        assert (final / "meta.json").is_file()
+        assert hidden(cache) == sorted([live, young, ".not-ours", ".0123456789abcdef01234567.toolong99"])
+        assert "removed 2 half-written folder(s) of interrupted tokenization" in caplog.text and killed in caplog.text
+        assert writers[1].poll() is None and (cache / live / "tokens.bin").is_file()  # the live writer carries on
+    finally:
+        for writer in writers:
+            writer.kill()
+            writer.wait()
+
+
 def _truncate(path: Path) -> None:
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
 

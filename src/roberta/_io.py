@@ -8,16 +8,29 @@ Two promises for every file we write:
   a symlink at the target is written through (its target is replaced, the link stays), never swapped for a
   plain file.
 Temp names start with ".tmp-" (files) or the caller's prefix (folders), so a crash's debris is recognisable.
+A temp folder in a folder that several processes write into at once (the tokenized-corpus cache) is made by
+held_temp_dir: it carries a lock held while it is written, so that sweep_abandoned_temp_dirs removes a killed
+writer's folder and never a live one's.
 """
 from __future__ import annotations
 
 import contextlib
 import os
+import re
+import shutil
 import stat
 import tempfile
 import threading
+import time
+
+try:
+    import fcntl
+except ImportError:  # Windows: no flock; held folders are then never swept (see sweep_abandoned_temp_dirs)
+    fcntl = None
 
 TEMP_PREFIX = ".tmp-"
+WRITER_LOCK = ".writer.lock"  # inside a held temp folder: locked while its writer lives
+UNLOCKED_GRACE_S = 3600  # a matching folder without a lock (killed before locking, or older code) is stale after this
 _umask_lock = threading.Lock()
 
 
@@ -173,3 +186,70 @@ def make_save_directory(save_directory: str | os.PathLike) -> str:
         raise ValueError(f"save_directory {save_directory!r} is a file, not a folder")
     os.makedirs(save_directory, exist_ok=True)
     return save_directory
+
+
+@contextlib.contextmanager
+def held_temp_dir(prefix: str, dir: str | os.PathLike):
+    """A fresh temp folder (make_temp_dir) holding WRITER_LOCK, flock-ed until the block ends; removed at the
+    end unless replace_held_dir moved it into place.
+
+    The OS drops a process's locks when it dies, even by kill -9, so a folder whose lock can be taken is a
+    dead writer's. The lock file is locked under another name and then renamed, so it is never seen unlocked
+    while its writer lives.
+    """
+    tmp = make_temp_dir(prefix, dir)
+    fd = os.open(os.path.join(tmp, WRITER_LOCK + ".new"), os.O_RDWR | os.O_CREAT, file_mode())
+    try:
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        os.replace(os.path.join(tmp, WRITER_LOCK + ".new"), os.path.join(tmp, WRITER_LOCK))
+        yield tmp
+    finally:
+        os.close(fd)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_held_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
+    """Rename a finished held_temp_dir onto `final` (without its lock file); OSError if `final` is not empty."""
+    os.remove(os.path.join(tmp, WRITER_LOCK))  # unlocked-looking but young: sweeps leave it alone meanwhile
+    os.replace(tmp, final)
+
+
+def sweep_abandoned_temp_dirs(folder: str | os.PathLike, name: re.Pattern) -> list[str]:
+    """Remove the held_temp_dir folders in `folder` whose names match `name` and whose writer is dead: its lock
+    can be taken, or (no lock file) it is older than UNLOCKED_GRACE_S. Returns the names removed."""
+    try:
+        entries = sorted(os.scandir(folder), key=lambda e: e.name)
+    except FileNotFoundError:
+        return []
+    removed = []
+    for entry in entries:
+        if not name.match(entry.name) or not entry.is_dir(follow_symlinks=False):
+            continue
+        try:
+            fd = os.open(os.path.join(entry.path, WRITER_LOCK), os.O_RDWR)
+        except FileNotFoundError:
+            with contextlib.suppress(FileNotFoundError):
+                if time.time() - os.stat(entry.path).st_mtime > UNLOCKED_GRACE_S:
+                    shutil.rmtree(entry.path, ignore_errors=True)
+                    removed.append(entry.name)
+            continue
+        except OSError:  # not ours to judge (permissions): leave it
+            continue
+        try:
+            if _try_lock(fd):  # its writer is dead; holding the lock keeps another sweep out while removing
+                shutil.rmtree(entry.path, ignore_errors=True)
+                removed.append(entry.name)
+        finally:
+            os.close(fd)
+    return removed
+
+
+def _try_lock(fd: int) -> bool:
+    if fcntl is None:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True

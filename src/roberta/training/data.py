@@ -4,6 +4,9 @@ Layout on disk (one folder per cache key):
     tokens.bin   flat token ids (uint16 when the vocabulary fits, else int32), every document followed by `</s>`
     offsets.npy  int64 start of each document in tokens.bin (plus the total length at the end)
     meta.json    dtype, token and document counts (written last: its presence marks a complete cache)
+It is written as `.<key>.<random>` and renamed into place when complete. Several processes may tokenize into
+one cache at once: each holds a lock on its temp folder (roberta._io.held_temp_dir), so the next
+tokenize_corpus removes the temp folders of killed runs and leaves live ones alone.
 
 The token file is memory-mapped, so a corpus larger than RAM works. Packing is lazy and cheap: block i is
 `<s>` + the i-th run of (block_size - 2) stream tokens + `</s>`, crossing document boundaries (which keep
@@ -22,8 +25,7 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 
@@ -31,9 +33,12 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from roberta._io import held_temp_dir, replace_held_dir, sweep_abandoned_temp_dirs
+
 logger = logging.getLogger(__name__)
 
 _CHUNK_DOCS = 1000  # documents tokenized per batch call (the fast tokenizer parallelises within a batch)
+_TEMP_RE = re.compile(r"^\.[0-9a-f]{24}\.[a-z0-9_]{8}$")  # `.<key>.<mkdtemp suffix>`: a cache folder being written
 
 
 def default_cache_dir() -> Path:
@@ -105,6 +110,10 @@ def tokenize_corpus(source, tokenizer, cache_dir: str | os.PathLike | None = Non
     key, texts = _source_key(source, text_column)
     key = hashlib.sha256(f"{key}|{tokenizer_fingerprint(tokenizer)}".encode()).hexdigest()[:24]
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    removed = sweep_abandoned_temp_dirs(folder, _TEMP_RE)  # a killed run's half-written folders, not a live run's
+    if removed:
+        logger.warning("removed %d half-written folder(s) of interrupted tokenization in %s: %s", len(removed),
+                       folder, ", ".join(removed))
     final = folder / key
     if (final / "meta.json").is_file():
         logger.info("using tokenized corpus cache %s", final)
@@ -117,8 +126,8 @@ def tokenize_corpus(source, tokenizer, cache_dir: str | os.PathLike | None = Non
         raise ValueError("the tokenizer has no eos token (`</s>`), needed to separate documents")
     dtype = np.uint16 if len(tokenizer) <= np.iinfo(np.uint16).max + 1 else np.int32
     folder.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{key}.", dir=folder))
-    try:
+    with held_temp_dir(f".{key}.", folder) as tmp:  # other processes may tokenize into this cache at the same time
+        tmp = Path(tmp)
         offsets = [0]
         with open(tmp / "tokens.bin", "wb") as out:
             chunk: list[str] = []
@@ -138,13 +147,10 @@ def tokenize_corpus(source, tokenizer, cache_dir: str | os.PathLike | None = Non
                 "eos_token_id": eos, "vocab_size": len(tokenizer)}
         (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
         try:
-            os.replace(tmp, final)  # atomic: a cache folder is either complete or absent
+            replace_held_dir(tmp, final)  # atomic: a cache folder is either complete or absent
         except OSError:
             if not (final / "meta.json").is_file():  # someone else finished first: theirs is as good
                 raise
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     logger.info("tokenized %d documents, %d tokens into %s", meta["num_documents"], meta["num_tokens"], final)
     return final
 
