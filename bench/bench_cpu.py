@@ -9,14 +9,21 @@ Prints the CPU's features first (torch's capability queries), then:
    (float32 compute), transformers float32 and bf16. Interleaved rounds (order flipped each round), the median
    per variant, and the fraction of the same run's GEMM ceiling.
 3. fill-mask pipeline at batch 32 on bench_pipelines' mixed-length workload (5-200 words, one <mask>): ours
-   float32, ours int8 (quantization_config="int8"), and ONNX Runtime int8 (our `export_onnx(..., quantize="int8")`
-   of the same model, run by a minimal fill-mask loop: same tokenizer, batches sorted by length like ours,
-   top-5 at the mask). Sentences per second; top-1 agreement with our float32 pipeline.
+   float32, ours int8 (quantization_config="int8"), and ONNX Runtime int8 (`roberta export --quantize int8` of the
+   same model, run by a minimal fill-mask loop: same tokenizer, batches sorted by length like ours, top-5 at the
+   mask), both as the exported fill-mask graph (logits at every position) and as the exported encoder with our
+   LM head on the mask rows only. Sentences per second; top-1 agreement with our float32 pipeline; the process's
+   peak RSS while each case ran; and a table ready for BENCHMARKS.md.
+   Memory: the exports run in child processes; each case is loaded, warmed up, timed and dropped in turn, every
+   round (one model or ORT session at a time); the full-logits ORT session runs without its memory arena (see
+   ort_fill_mask). Peak RSS at --layers 2 --sentences 32: ~3.2 GB (the full-logits ORT case; ours ~1 GB).
 
 The clock is this process's CPU time (time.process_time): on a shared machine wall time mostly measures waiting
 for a core. One torch (and ONNX Runtime) thread by default.
 
     python bench/bench_cpu.py                                  # 4 layers, 32x128, 256 sentences
+    python bench/bench_cpu.py --layers 4 --rounds 2 --sentences 128 --skip forward   # the int8 fill-mask figures
+    python bench/bench_cpu.py --layers 2 --rounds 1 --sentences 32 --skip forward    # a quick check (~1.5 min)
     python bench/bench_cpu.py --layers 12 --rounds 5 --sentences 2000
 """
 from __future__ import annotations
@@ -140,14 +147,54 @@ def bench_forward(args) -> list[str]:
     return lines
 
 
+def memory_mb() -> tuple[int, int]:
+    """(resident, peak resident since the last reset_peak()) of this process in MB; (0, 0) off Linux."""
+    try:
+        fields = dict(line.split(":", 1) for line in open("/proc/self/status"))
+    except OSError:
+        return 0, 0
+    return int(fields["VmRSS"].split()[0]) // 1024, int(fields["VmHWM"].split()[0]) // 1024
+
+
+def reset_peak() -> None:
+    """Start a new peak-RSS window (Linux: writing 5 to clear_refs resets VmHWM to the current RSS)."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        pass
+
+
+def export_int8(folder: Path, output: Path, task: str) -> int:
+    """`roberta export --quantize int8` in a child process, so the exporter's memory (the traced program, the
+    float32 graph, the quantizer's copies) is gone when it exits instead of staying in this process's heap.
+    -> the child's peak RSS in MB."""
+    import resource
+    import subprocess
+
+    cmd = [sys.executable, "-c", "import sys; from roberta.cli import main; sys.exit(main())", "export",
+           "--model", str(folder), "--task", task, "--format", "onnx", "--output", str(output), "--quantize", "int8"]
+    done = subprocess.run(cmd, capture_output=True, text=True)
+    if done.returncode:
+        raise RuntimeError(f"export failed ({done.returncode}): {done.stderr[-2000:]}")
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024  # the largest child so far
+
+
 def ort_fill_mask(path: str, tokenizer, threads: int, lm_head=None):
     """A minimal ONNX Runtime fill-mask: batches sorted by length, top-5 tokens at the mask. With `lm_head` the
-    graph is the encoder alone (last_hidden_state) and the LM head runs in torch on the mask rows only."""
+    graph is the encoder alone (last_hidden_state) and the LM head runs in torch on the mask rows only.
+
+    The full fill-mask graph returns (B, T, 50265) float32 logits (~1.7 GB for 32 rows of 270 tokens, and as
+    much again for the int32 matmul output before it): ORT's memory arena would keep every such buffer it ever
+    grew to (5 GB after two batches of 32), so that session runs without the arena; the encoder-only session,
+    whose buffers are (B, T, 3072) at most, keeps it."""
     import numpy as np
     import onnxruntime as ort
 
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
+    options.inter_op_num_threads = 1
+    options.enable_cpu_mem_arena = lm_head is not None
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
     def run(texts, batch_size=32):
@@ -169,18 +216,32 @@ def ort_fill_mask(path: str, tokenizer, threads: int, lm_head=None):
                         scores = lm_head(torch.from_numpy(out[row, at])[None])[0].numpy()
                 top = np.argsort(-scores)[:5]
                 results[i] = [{"token": int(t), "token_str": tokenizer.decode([int(t)])} for t in top]
+            del out
         return results
     return run
 
 
+FILL_MASK_CASES = {  # name -> what the row of the table says it is
+    "ours fp32": 'ours float32, `pipeline("fill-mask")`',
+    "ours int8": '**ours int8**, `pipeline("fill-mask", quantization_config="int8")`',
+    "ORT int8": "ONNX Runtime int8, the exported fill-mask graph (logits at every position)",
+    "ORT int8 encoder + head at masks": "ONNX Runtime int8 encoder + our float32 LM head at the masks only",
+}
+
+
 def bench_fill_mask(args) -> list[str]:
+    """Each case is opened (model loaded / ORT session built, then warmed up on a few sentences), timed and
+    closed again, round after round: one model or session in memory at a time besides the tokenizer."""
+    import gc
+
     from bench_pipelines import sentences
 
     from roberta import RobertaConfig, RobertaForMaskedLM, pipeline
-    from roberta.export import export_onnx
     from roberta.tokenization import RobertaTokenizerFast
 
     texts = sentences(args.sentences)
+    warm = sentences(4, seed=1)
+    threads = torch.get_num_threads()
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp) / "model"
         torch.manual_seed(0)
@@ -189,32 +250,55 @@ def bench_fill_mask(args) -> list[str]:
         RobertaForMaskedLM(config).save_pretrained(folder)
         tokenizer = RobertaTokenizerFast.from_pretrained(BASE)
         tokenizer.save_pretrained(folder)
-        export_onnx(str(folder), Path(tmp) / "onnx-int8", task="fill-mask", quantize="int8")
-        export_onnx(str(folder), Path(tmp) / "onnx-int8-encoder", task="feature-extraction", quantize="int8")
-        fp32 = pipeline("fill-mask", model=str(folder), device=-1)
-        int8 = pipeline("fill-mask", model=str(folder), device=-1, quantization_config="int8")
-        threads = torch.get_num_threads()
-        ort_int8 = ort_fill_mask(str(Path(tmp) / "onnx-int8" / "model.onnx"), tokenizer, threads)
-        ort_int8_encoder = ort_fill_mask(str(Path(tmp) / "onnx-int8-encoder" / "model.onnx"), tokenizer, threads,
-                                         lm_head=fp32.model.lm_head)
-        outputs = {}
+        gc.collect()
+        export_peak = max(export_int8(folder, Path(tmp) / "onnx-int8", "fill-mask"),
+                          export_int8(folder, Path(tmp) / "onnx-int8-encoder", "feature-extraction"))
 
-        def call(name, pipe):
-            def run():
-                outputs[name] = pipe(texts, batch_size=32) if name.startswith("ours") else pipe(texts, 32)
-            return run
-        med = rounds({"ours fp32": call("ours fp32", fp32), "ours int8": call("ours int8", int8),
-                      "ORT int8": call("ORT int8", ort_int8),
-                      "ORT int8 encoder + head at masks": call("ORT int8 encoder + head at masks", ort_int8_encoder)},
-                     args.rounds, warmup=0)
+        def lm_head():
+            return RobertaForMaskedLM.from_pretrained(folder).lm_head.eval()
+
+        def ours(**kwargs):
+            pipe = pipeline("fill-mask", model=str(folder), device=-1, **kwargs)
+            return lambda t: pipe(t, batch_size=32)
+
+        opens = {  # name -> a function that loads the case and returns its runner
+            "ours fp32": lambda: ours(),
+            "ours int8": lambda: ours(quantization_config="int8"),
+            "ORT int8": lambda: ort_fill_mask(str(Path(tmp) / "onnx-int8" / "model.onnx"), tokenizer, threads),
+            "ORT int8 encoder + head at masks": lambda: ort_fill_mask(
+                str(Path(tmp) / "onnx-int8-encoder" / "model.onnx"), tokenizer, threads, lm_head=lm_head()),
+        }
+        times = {k: [] for k in opens}
+        peaks = dict.fromkeys(opens, 0)
+        outputs = {}
+        names = list(opens)
+        for r in range(args.rounds):
+            for name in (names if r % 2 == 0 else names[::-1]):
+                gc.collect()
+                reset_peak()
+                run = opens[name]()
+                run(warm)
+                t0 = CLOCK()
+                outputs[name] = run(texts)
+                times[name].append(CLOCK() - t0)
+                peaks[name] = max(peaks[name], memory_mb()[1])
+                del run
+    med = {k: statistics.median(v) for k, v in times.items()}
     ref = [o[0]["token"] for o in outputs["ours fp32"]]
-    lines = []
-    for k, t in med.items():
-        agree = sum(o[0]["token"] == r for o, r in zip(outputs[k], ref))
-        lines.append(f"{k:33s} {len(texts) / t:6.1f} sentences/s  top-1 = ours fp32 on {agree}/{len(texts)}")
+    agree = {k: sum(o[0]["token"] == r for o, r in zip(outputs[k], ref)) for k in med}
+    lines = [f"{k:33s} {len(texts) / t:6.1f} sentences/s  top-1 = ours fp32 on {agree[k]}/{len(texts)}  "
+             f"peak RSS {peaks[k]} MB" for k, t in med.items()]
     lines.append(f"ours int8 / ours fp32: {med['ours fp32'] / med['ours int8']:.2f}x; ours int8 / ORT int8: "
                  f"{med['ORT int8'] / med['ours int8']:.2f}x; ours int8 / ORT int8 encoder + head at masks: "
                  f"{med['ORT int8 encoder + head at masks'] / med['ours int8']:.2f}x")
+    lines.append(f"(ONNX exports ran in child processes, peak RSS {export_peak} MB)")
+    lines += ["", "For BENCHMARKS.md:", "",
+              f"| fill-mask, batch 32, {len(texts)} mixed-length sentences, {args.layers} layers | sentences/s | "
+              "ours int8 is | top-1 = ours fp32 | peak RSS (MB) |", "|---|---:|---:|---:|---:|"]
+    for k, t in med.items():
+        speedup = "-" if k == "ours int8" else f"{t / med['ours int8']:.2f}x as fast"
+        lines.append(f"| {FILL_MASK_CASES[k]} | {len(texts) / t:.1f} | {speedup} | {agree[k]}/{len(texts)} | "
+                     f"{peaks[k]} |")
     return lines
 
 
@@ -234,6 +318,9 @@ def main(argv=None) -> int:
         print(f"\nRobertaModel forward {args.batch}x{args.seq}, roberta-base shape, {args.layers} layers, "
               f"median of {args.rounds} interleaved rounds", flush=True)
         print("\n".join(bench_forward(args)), flush=True)
+        import gc
+
+        gc.collect()  # the forward part's models, before the fill-mask part loads its own
     if "fill-mask" not in args.skip:
         print(f"\nfill-mask pipeline, batch 32, {args.sentences} mixed-length sentences, {args.layers} layers, "
               f"median of {args.rounds} interleaved rounds", flush=True)
