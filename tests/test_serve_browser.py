@@ -1,8 +1,8 @@
 """The try-it page at `/` in a real headless Chromium (Debian's chromium + chromedriver, driven by selenium).
 
-For fill-mask, token classification and question answering: type into the page, submit, and read what it
-rendered (ranked labels with score bars, highlighted entity spans, the answer span), compared with the pipeline
-called directly. Loopback only; the browser runs with a fresh profile and every background fetch turned off.
+For fill-mask, text classification, token classification and question answering: type into the page, submit,
+and read what it rendered (ranked labels with score bars, highlighted entity spans, the answer span), compared
+with the pipeline called directly. Loopback only; the browser runs with a fresh profile and every background fetch turned off.
 `bash dev.sh test` installs chromium and chromium-driver with apt-get where they are missing.
 """
 from __future__ import annotations
@@ -84,6 +84,20 @@ def test_fill_mask_page_ranks_the_candidates_with_score_bars(browser):
     # each bar is as long as its score: computed widths in px, over the full bar's width
     assert [float(w.removesuffix("px")) / float(full.removesuffix("px")) for w in widths] == pytest.approx(
         [c["score"] for c in expected], abs=0.01)
+
+
+def test_text_classification_page_ranks_every_label_with_score_bars(browser, serve_models):
+    from selenium.webdriver.common.by import By
+
+    folder = serve_models["text-classification"]
+    expected = pipeline("text-classification", model=folder, device="cpu")(TEXTS[1], top_k=None)
+    with uvicorn_thread(create_app("text-classification", folder, device="cpu")) as url:
+        result = type_and_submit(browser, url, TEXTS[1])
+        rows = result.find_elements(By.CSS_SELECTOR, ".row")
+        labels = [row.find_element(By.CLASS_NAME, "label").text for row in rows]
+        scores = [float(row.find_element(By.CLASS_NAME, "score").text) for row in rows]
+    assert len(expected) == 3 and labels == [c["label"] for c in expected]  # all 3 labels, best first
+    assert scores == pytest.approx([c["score"] for c in expected], abs=1e-4)
 
 
 def test_token_classification_page_highlights_the_entity_spans(browser, serve_models):
