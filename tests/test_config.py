@@ -8,6 +8,7 @@ import pytest
 import torch
 import transformers
 
+from roberta.auto import AutoConfig
 from roberta.config import ACTIVATIONS, PretrainedConfig, RobertaConfig, dtype_name
 
 # roberta-base's config.json as published (transformers 4.x era), the settings users actually load.
@@ -58,7 +59,8 @@ def test_file_round_trip_both_ways(tmp_path, kwargs):
     transformers.RobertaConfig(**kwargs).save_pretrained(tmp_path / "theirs")
     back = RobertaConfig.from_pretrained(tmp_path / "theirs")
     assert back.to_diff_dict() == ours.to_diff_dict()
-    assert back._name_or_path == str(tmp_path / "theirs")
+    assert back._name_or_path == theirs._name_or_path == ""  # as transformers: only models / AutoConfig record it
+    assert AutoConfig.from_pretrained(tmp_path / "theirs")._name_or_path == str(tmp_path / "theirs")
     assert [p.name for p in (tmp_path / "ours").iterdir()] == ["config.json"]  # no temp file left behind
 
 

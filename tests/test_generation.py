@@ -209,8 +209,14 @@ def test_greedy_dict_output_with_scores_and_logits(models):
     assert_same_output(got, want)
     assert len(got.scores) == 5 and got.scores[0].shape == (3, 99)
     assert not torch.equal(got.scores[1], got.logits[1])  # scores are processed, logits raw
-    assert isinstance(got.past_key_values, roberta.modeling.KeyValueCache)
-    assert got.past_key_values.get_seq_length() == T + 4
+    # the finished cache in transformers' legacy layout (its return_legacy_cache=True form), equal to theirs
+    cache = got.past_key_values
+    assert isinstance(cache, tuple) and len(cache) == 2 and cache.get_seq_length() == T + 4
+    real = torch.cat([mask, torch.ones(3, 4, dtype=torch.long)], 1).bool()  # the left pads' rows differ by design
+    for mine, theirs_layer in zip(cache, want.past_key_values.to_legacy_cache()):
+        assert len(mine) == 2
+        for a, b in zip(mine, theirs_layer):  # (B, H, S, D)
+            torch.testing.assert_close(a.transpose(1, 2)[real], b.transpose(1, 2)[real], atol=1e-5, rtol=1e-4)
 
 
 @pytest.mark.parametrize("options", [dict(), dict(num_beams=3, num_return_sequences=2)])

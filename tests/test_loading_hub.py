@@ -7,6 +7,7 @@ import shutil
 
 import pytest
 
+from roberta.auto import AutoConfig
 from roberta.config import RobertaConfig
 from test_loading_utils import assert_same_outputs, inputs, ours_cls, theirs
 
@@ -35,7 +36,8 @@ def test_config_and_model_from_cache(hub_cache, monkeypatch, offline):
     else:
         kwargs["local_files_only"] = True
     config = RobertaConfig.from_pretrained(REPO, **kwargs)
-    assert config.hidden_size == 32 and config._name_or_path == REPO
+    assert config.hidden_size == 32 and config._name_or_path == ""  # as transformers' RobertaConfig
+    assert AutoConfig.from_pretrained(REPO, **kwargs)._name_or_path == REPO
     model = ours_cls("RobertaForMaskedLM").from_pretrained(REPO, **kwargs)
     assert model.config._name_or_path == REPO
     assert_same_outputs(model, ref, inputs("RobertaForMaskedLM"))

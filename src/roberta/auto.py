@@ -56,6 +56,7 @@ class AutoConfig:
         kwargs.pop("trust_remote_code", None)
         config_dict, _ = PretrainedConfig.get_config_dict(pretrained_model_name_or_path, **_hub_kwargs(kwargs))
         config_class = CONFIG_CLASSES[model_type_of(config_dict, pretrained_model_name_or_path)]
+        kwargs.setdefault("name_or_path", os.fspath(pretrained_model_name_or_path))  # as transformers' AutoConfig
         return config_class.from_pretrained(pretrained_model_name_or_path, **kwargs)
 
 

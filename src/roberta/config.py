@@ -103,6 +103,14 @@ def lookup_activation(table: dict, name):
     return table[name]
 
 
+def _layer_index(key):
+    """A pruned_heads key from JSON ("0", "-1") as the int it was; other keys as given."""
+    try:
+        return int(key) if isinstance(key, str) else key
+    except ValueError:
+        return key
+
+
 class PretrainedConfig:
     """Settings shared by every model: output switches, labels, special token ids, dtype, attention backend.
 
@@ -115,6 +123,7 @@ class PretrainedConfig:
     _commit_hash = None  # the hub revision a config came from; transformers.pipeline reads it from any config
     attribute_map: dict[str, str] = {}
     sub_configs: dict[str, type] = {}  # nested configs of composite models (e.g. a vision tower); none here
+    has_no_defaults_at_init: bool = False  # every setting has a default (composite configs of other models do not)
 
     def __init__(
         self,
@@ -166,7 +175,10 @@ class PretrainedConfig:
         self.dtype = dtype  # stored as its name; see the dtype property
         self._output_attentions = output_attentions
         # {layer: [head, ...]}: JSON object keys are strings, and a set would not serialize.
-        self.pruned_heads = {int(k): sorted(v) for k, v in (pruned_heads or {}).items()}
+        # JSON turns layer indices into strings; like transformers, anything else is kept as given (the model
+        # raises when it applies the pruning)
+        self.pruned_heads = {_layer_index(k): sorted(v) if isinstance(v, (list, tuple, set)) else v
+                             for k, v in (pruned_heads or {}).items()}
         self.tie_word_embeddings = tie_word_embeddings
         self.chunk_size_feed_forward = chunk_size_feed_forward
         self.is_encoder_decoder = is_encoder_decoder
@@ -392,7 +404,8 @@ class PretrainedConfig:
                 f"this package only implements RoBERTa"
             )
         config_dict.pop("model_type", None)
-        config_dict["name_or_path"] = os.fspath(pretrained_model_name_or_path)
+        # like transformers, the config alone keeps name_or_path "" (so to_dict() round-trips through a folder);
+        # AutoConfig.from_pretrained and the models' from_pretrained record where it came from
         return cls.from_dict(config_dict, return_unused_kwargs=return_unused_kwargs, **kwargs)
 
     # ---- python protocol --------------------------------------------------------------------------------

@@ -60,7 +60,7 @@ UNSUPPORTED = (
     "eta_cutoff", "encoder_repetition_penalty", "renormalize_logits", "forced_bos_token_id", "forced_eos_token_id",
     "exponential_decay_length_penalty", "suppress_tokens", "begin_suppress_tokens",
     "sequence_bias", "token_healing", "guidance_scale", "watermarking_config", "encoder_no_repeat_ngram_size",
-    "prompt_lookup_num_tokens", "assistant_early_exit", "low_memory", "penalty_alpha", "dola_layers",
+    "assistant_early_exit", "low_memory", "penalty_alpha", "dola_layers",
     "num_beam_groups", "constraints", "force_words_ids",
 )
 

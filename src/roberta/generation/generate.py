@@ -15,6 +15,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
+from .assisted import assisted_search, candidate_source, check_assisted
 from .beam import beam_search
 from .config import DEFAULTS, UNSUPPORTED, GenerationConfig
 from .inputs import MODEL_INPUTS, expand
@@ -26,7 +27,7 @@ logger = logging.getLogger(__name__)
 Tensor = torch.Tensor
 
 # generate() arguments of transformers that select machinery we do not have
-_UNSUPPORTED_ARGUMENTS = ("prefix_allowed_tokens_fn", "synced_gpus", "assistant_model", "streamer",
+_UNSUPPORTED_ARGUMENTS = ("prefix_allowed_tokens_fn", "synced_gpus", "streamer",
                           "negative_prompt_ids", "negative_prompt_attention_mask", "custom_generate",
                           "assistant_tokenizer", "tokenizer")
 
@@ -181,6 +182,7 @@ def generate(model, inputs: Optional[Tensor] = None, generation_config: Optional
     for name in _UNSUPPORTED_ARGUMENTS:
         if kwargs.pop(name, None) is not None:
             raise NotImplementedError(f"generate({name}=...) is not supported by roberta's generate()")
+    assistant_model = kwargs.pop("assistant_model", None)
     user_kwargs = dict(kwargs)
     config, model_kwargs = resolve_config(model, generation_config, use_model_defaults, kwargs)
     _check_supported(config, model_kwargs, model)
@@ -205,6 +207,18 @@ def generate(model, inputs: Optional[Tensor] = None, generation_config: Optional
              getattr(model.config, "max_position_embeddings", None))
     processors = build_processors(config, input_ids.shape[1], eos, logits_processor)
     criteria = build_criteria(config, getattr(model.config, "max_position_embeddings", None), eos, stopping_criteria)
+    assisted = assistant_model is not None or config.prompt_lookup_num_tokens is not None
     if config.num_beams > 1:
-        return beam_search(model, input_ids, state, processors, criteria, config, pad, eos, generator)
-    return sample_or_greedy(model, input_ids, state, processors, criteria, config, pad, generator)
+        if assisted:
+            logger.warning("assisted generation (assistant_model / prompt_lookup_num_tokens) works with greedy search "
+                           "and sampling only; beam search ignores it")
+        result = beam_search(model, input_ids, state, processors, criteria, config, pad, eos, generator)
+    elif assisted:
+        check_assisted(config, input_ids, state)
+        source = candidate_source(model, config, state, processors, eos, pad, assistant_model, generator)
+        result = assisted_search(model, input_ids, state, processors, criteria, config, source, generator)
+    else:
+        result = sample_or_greedy(model, input_ids, state, processors, criteria, config, pad, generator)
+    if getattr(result, "past_key_values", None) is not None:  # the finished cache, in the legacy layout
+        result.past_key_values = result.past_key_values.to_legacy_cache()
+    return result

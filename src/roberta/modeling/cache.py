@@ -8,6 +8,9 @@ Two formats are accepted as `past_key_values`:
   The model then returns the same legacy format.
 * `KeyValueCache` (ours), or any object with `to_legacy_cache()`; the model returns a `KeyValueCache`,
   updated in place, like transformers returns its Cache object.
+The legacy format comes back as a `LegacyCache`: a plain tuple of per-layer tuples that also answers
+`get_seq_length()`. generate() returns its final cache that way (transformers' `return_legacy_cache=True` form):
+generation is over, so a read-only snapshot in the layout every transformers model accepts is what it hands back.
 """
 from __future__ import annotations
 
@@ -16,6 +19,16 @@ from typing import Optional
 import torch
 
 Tensor = torch.Tensor
+
+
+class LegacyCache(tuple):
+    """transformers' legacy cache layout: one (k, v) or (k, v, cross_k, cross_v) tuple per layer, each (B, H, S, D)."""
+
+    def get_seq_length(self, layer_idx: int = 0) -> int:
+        return self[layer_idx][0].shape[-2] if layer_idx < len(self) else 0
+
+    def to_legacy_cache(self) -> "LegacyCache":
+        return self
 
 
 class KeyValueCache:
@@ -40,8 +53,8 @@ class KeyValueCache:
                 cache.cross_kv[i] = (layer[2], layer[3])
         return cache
 
-    def to_legacy_cache(self) -> tuple[tuple[Tensor, ...], ...]:
-        return tuple(self[i] for i in range(len(self)) if self.self_kv[i] is not None)
+    def to_legacy_cache(self) -> LegacyCache:
+        return LegacyCache(self[i] for i in range(len(self)) if self.self_kv[i] is not None)
 
     # --- what the attention layers call ----------------------------------------------------------
     def _ensure(self, layer_idx: int) -> None:
