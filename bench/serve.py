@@ -33,6 +33,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 HOST = "127.0.0.1"  # loopback only, by construction
+REQUEST_TIMEOUT = 60  # seconds; a request without an answer by then counts as failed
+WARMUP_SECONDS = 30  # time limit of the few requests sent to each server before each level
 WORDS = ("river mountain city music science garden window morning history language friend market winter "
          "doctor ocean library engine village teacher summer").split()
 
@@ -140,11 +142,16 @@ async def load(port: int, concurrency: int, total: int, seconds: float, texts: l
     counter = iter(range(total))
     deadline = time.perf_counter() + seconds
 
+    async def exchange(reader, writer, request: bytes):
+        writer.write(request)
+        await writer.drain()
+        return await _read_response(reader)
+
     async def client():
         reader = writer = None
         for i in counter:
             if time.perf_counter() > deadline:
-                return
+                break
             body = json.dumps({"inputs": texts[i % len(texts)]}).encode()
             request = (f"POST /predict HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
                        f"Content-Length: {len(body)}\r\n\r\n").encode() + body
@@ -152,13 +159,15 @@ async def load(port: int, concurrency: int, total: int, seconds: float, texts: l
             try:
                 if writer is None:
                     reader, writer = await asyncio.open_connection(HOST, port)
-                writer.write(request)
-                await writer.drain()
-                status, payload = await _read_response(reader)
+                # a server that never answers fails the request (TimeoutError) instead of hanging the run
+                status, payload = await asyncio.wait_for(exchange(reader, writer, request), REQUEST_TIMEOUT)
                 ok = status == 200 and len(json.loads(payload)) == 5
                 reason = None if ok else f"HTTP {status}"
-            except (OSError, ValueError, asyncio.IncompleteReadError) as err:
-                reason, writer = type(err).__name__, None
+            except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.TimeoutError) as err:
+                reason = type(err).__name__
+                if writer is not None:  # the connection's state is unknown: start a fresh one
+                    writer.close()
+                writer = None
             if reason is None:
                 latencies.append(time.perf_counter() - started)
             else:
@@ -214,9 +223,11 @@ def summary(results: dict) -> str:
         lines.append(f"- p50 latency at concurrency 1: {ours['p50_ms']:.2f} ms vs {anchor['p50_ms']:.2f} ms "
                      f"({ours['p50_ms'] - anchor['p50_ms']:+.2f} ms; target within 5 ms)")
     total = sum(r["ok"] + r["failed"] for r in results["ours"])
+    requested = sum(results["requested"])
     failed = sum(r["failed"] for r in results["ours"])
     anchor_failed = sum(r["failed"] for r in results["anchor"])
-    lines.append(f"- failed requests: roberta serve {failed} of {total}; anchor {anchor_failed} of "
+    lines.append(f"- failed requests: roberta serve {failed} of {total} sent ({requested} asked for; a level stops "
+                 f"sending at its time limit); anchor {anchor_failed} of "
                  f"{sum(r['ok'] + r['failed'] for r in results['anchor'])}")
     return "\n".join(lines)
 
@@ -243,14 +254,19 @@ def main() -> None:
 
     model = default_model_path()
     texts = sentences(512)
-    results = {"ours": [], "anchor": []}
+    results = {"ours": [], "anchor": [], "requested": [count // args.rounds * args.rounds for count in counts]}
+    # each round stops sending at its time limit, and a request in flight then has REQUEST_TIMEOUT to answer
+    bound = len(counts) * 2 * (args.seconds + args.rounds * REQUEST_TIMEOUT + WARMUP_SECONDS + REQUEST_TIMEOUT)
+    print(f"{sum(results['requested'])} requests to each server; at most {bound / 60:.0f} min after both servers "
+          "are up", flush=True)
     servers = {kind: start(kind, model, args.max_batch_size, args.max_wait_ms, args.threads, args.workers)
                for kind in ("anchor", "ours")}
     try:
         for concurrency, count in zip(args.concurrency, counts):
             rounds = {"anchor": [], "ours": []}
             for kind in ("anchor", "ours"):
-                asyncio.run(load(servers[kind][1], min(concurrency, 8), 4 * min(concurrency, 8), 30, texts))  # warm-up
+                asyncio.run(load(servers[kind][1], min(concurrency, 8), 4 * min(concurrency, 8), WARMUP_SECONDS,
+                                 texts))  # warm-up
             for _ in range(args.rounds):
                 for kind in ("anchor", "ours"):
                     cpu = cpu_seconds(servers[kind][0].pid)
@@ -276,8 +292,10 @@ def main() -> None:
                f"{os.getloadavg()[0]:.1f} at the end), torch {torch.__version__}, transformers {transformers.__version__}")
     report = "\n".join([
         f"Machine: {machine}. Model: the embedded fill-mask model (4 layers, hidden 256, vocab 8192), float32, "
-        f"top 5, {args.threads} torch/OpenMP thread(s) per server. `roberta serve --max-batch-size "
-        f"{args.max_batch_size} --max-wait-ms {args.max_wait_ms:g}` vs a plain "
+        f"top 5, OMP_NUM_THREADS={args.threads} for both servers (each forward pass on {args.threads} thread(s); the "
+        "anchor runs requests in parallel in FastAPI's thread pool, ours runs its --workers rounds in parallel). "
+        f"`roberta serve --max-batch-size {args.max_batch_size} --max-wait-ms {args.max_wait_ms:g}"
+        f"{f' --workers {args.workers}' if args.workers else ''}` vs a plain "
         "FastAPI app calling transformers' `pipeline(\"fill-mask\")` per request (`def` route: FastAPI's thread "
         "pool), each in its own process, same model folder and environment. Load: asyncio clients on keep-alive "
         "loopback connections, one sentence (8-32 words, one <mask>) per request, each level bounded by a request "
@@ -285,7 +303,9 @@ def main() -> None:
         table(results), "",
         summary(results), "",
         f"Command: `python bench/serve.py --requests {' '.join(map(str, counts))} --seconds {args.seconds:g} "
-        f"--rounds {args.rounds} --threads {args.threads} --write`.",
+        f"--rounds {args.rounds} --threads {args.threads}"
+        f"{'' if args.concurrency == [1, 8, 32, 128] else ' --concurrency ' + ' '.join(map(str, args.concurrency))}"
+        f"{f' --workers {args.workers}' if args.workers else ''} --write`.",
     ])
     print(report)
     if args.json:
