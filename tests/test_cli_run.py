@@ -223,6 +223,7 @@ def test_text_classification_lines(folders):
     (["--model", "{fm}", "--device", "tpu:7"], "device"),
     (["--model", "{fm}", "--batch-size", "0"], "batch-size"),
     (["--model", "{fm}", "--pooling", "mean"], "pooling"),
+    (["--model", "{fm}", "--top-k", "0"], "--top-k must be at least 1 (got 0)"),
 ])
 def test_bad_arguments_give_one_line_and_exit_2(folders, args, needle):
     args = [a.replace("{fm}", str(folders["fill-mask"])) for a in args]

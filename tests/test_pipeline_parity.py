@@ -181,6 +181,35 @@ def test_fill_mask_errors_and_long_inputs(model_dirs, caplog):
     assert isinstance(got, list) and len(got) == 5 and isinstance(got[0], dict)  # one mask left: one list
 
 
+def test_top_k_beyond_what_exists_and_bad_top_k(model_dirs, caplog):
+    """fill-mask top_k past the vocabulary: the whole vocabulary ranked, one warning naming both numbers
+    (transformers: a raw RuntimeError from torch.topk); text-classification and question-answering give what
+    exists, as transformers does (less its zero-score filler answers). A top_k that is not an int >= 1 is a ValueError naming top_k everywhere."""
+    ref, ours = both("fill-mask", model_dirs["fill-mask"])
+    vocab = ref.model.config.vocab_size
+    with pytest.raises(RuntimeError, match="out of range"):  # what we are better than
+        ref(FILL_TEXTS[0], top_k=vocab + 50)
+    with caplog.at_level(logging.WARNING):
+        got = ours(FILL_TEXTS[:2], top_k=vocab + 50, batch_size=2)
+    for text, predictions in zip(FILL_TEXTS[:2], got):  # (the far tail's near-ties may order differently)
+        assert sorted(p["token"] for p in predictions) == list(range(vocab))
+        assert_same(predictions[:5], ref(text, top_k=5))
+        assert abs(sum(p["score"] for p in predictions) - 1) < 1e-4
+    assert caplog.text.count(f"top_k={vocab + 50} is more than the vocabulary ({vocab} tokens)") == 1
+    assert_same(ours(FILL_TEXTS[0], top_k=vocab + 50, targets=["a", "b"]), ref(FILL_TEXTS[0], targets=["a", "b"]))
+    ref_tc, ours_tc = both("text-classification", model_dirs["text-classification"])
+    assert_same(ours_tc("Mozart lived", top_k=9), ref_tc("Mozart lived", top_k=9))  # 5 labels
+    ref_qa, ours_qa = both("question-answering", model_dirs["question-answering"])
+    assert_same(ours_qa(question=QUESTION, context=CONTEXT, top_k=10_000),  # zero-score padding dropped on purpose
+                _nonzero(ref_qa(question=QUESTION, context=CONTEXT, top_k=10_000)))
+    calls = [lambda k: ours(FILL_TEXTS[0], top_k=k), lambda k: ours_tc("Mozart lived", top_k=k),
+             lambda k: ours_qa(question=QUESTION, context=CONTEXT, top_k=k)]
+    for call in calls:
+        for bad in (0, -1, 2.5, True, "3"):
+            with pytest.raises(ValueError, match=f"top_k must be an integer >= 1, got {bad!r}"):
+                call(bad)
+
+
 # ------------------------------------------------------------------------------------ text-classification
 def test_text_classification_matches(model_dirs):
     ref, ours = both("text-classification", model_dirs["text-classification"])

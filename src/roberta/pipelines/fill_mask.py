@@ -1,6 +1,8 @@
 """fill-mask: predict the token behind each `<mask>` (transformers' FillMaskPipeline output format).
 
-Two things differ from transformers on purpose:
+Three things differ from transformers on purpose:
+* a top_k larger than the vocabulary returns the whole vocabulary, ranked, with a warning (transformers: torch's
+  RuntimeError "selected index k out of range"), as targets and the other pipelines' top_k already cap it;
 * vocabulary logits are computed only at the mask positions ((N, V) instead of (B, T, V));
 * `sequence` is the user's own text with the mask replaced. RoBERTa's `<mask>` has lstrip=True, so it eats the
   space before it; the predicted token carries its own leading space (`Ġ`), so the mask and the space it ate are
@@ -24,6 +26,7 @@ class FillMaskPipeline(Pipeline):
 
     def __init__(self, model, tokenizer, **kwargs):
         self._vocab = None
+        self._top_k_warned = None
         super().__init__(model, tokenizer, **kwargs)
         forward = getattr(model, "forward", None)
         self._has_logits_mask = forward is not None and "logits_mask" in inspect.signature(forward).parameters
@@ -112,11 +115,20 @@ class FillMaskPipeline(Pipeline):
             target_ids = target_ids.to(probs.device)
             probs = probs[:, target_ids]
             top_k = min(top_k, len(target_ids))
+        elif top_k > probs.shape[-1]:  # transformers: torch's "selected index k out of range"
+            self._warn_top_k(top_k, probs.shape[-1])
+            top_k = probs.shape[-1]
         values, indices = probs.topk(top_k, dim=-1)  # (N, k)
         if target_ids is not None:
             indices = target_ids[indices]
         counts = where.sum(dim=1).tolist()
         return list(zip(values.cpu().split(counts), indices.cpu().split(counts)))
+
+    def _warn_top_k(self, top_k: int, vocab_size: int) -> None:
+        if self._top_k_warned != top_k:  # once, not per batch
+            self._top_k_warned = top_k
+            logger.warning("top_k=%d is more than the vocabulary (%d tokens): returning all %d predictions per mask",
+                           top_k, vocab_size, vocab_size)
 
     def _mask_logits(self, input_ids, attention_mask, where):
         """Vocabulary logits at the mask positions only. -> (N, V), N = masks in the batch, row-major order."""
