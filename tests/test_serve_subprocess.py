@@ -96,3 +96,13 @@ def test_serve_flags_are_checked_before_anything_loads():
     result = subprocess.run([*roberta_command(), "serve", "--task", "fill-mask", "--max-batch-size", "0"],
                             capture_output=True, text=True, env={**os.environ, **ENV}, timeout=120)
     assert result.returncode == 2 and "--max-batch-size must be at least 1 (got 0)" in result.stderr
+
+
+def test_a_model_that_cannot_load_stops_the_server_with_the_reason(tmp_path):
+    missing = tmp_path / "no-such-model"
+    result = subprocess.run([*roberta_command(), "serve", "--task", "ner", "--model", str(missing),
+                             "--port", str(free_port())], capture_output=True, text=True, env={**os.environ, **ENV},
+                            timeout=300)
+    assert result.returncode == 2, result.stderr[-2000:]  # as `roberta run` with that --model
+    last = result.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"roberta serve: error: '{missing}' is neither an existing folder nor a valid hub id"), last

@@ -126,11 +126,13 @@ class _BodyLimit:
 
 def create_app(task: str, model=None, *, pipeline=None, tokenizer=None, device=None, dtype=None,
                max_batch_size: int = 32, max_wait_ms: float = 5.0, max_queue: int = 1024, max_inputs: int = 256,
-               max_body_bytes: int = 1 << 20, workers: int = 1, pipeline_kwargs: dict | None = None) -> FastAPI:
+               max_body_bytes: int = 1 << 20, workers: int = 1, pipeline_kwargs: dict | None = None,
+               on_load_failure: Callable[[Exception], None] | None = None) -> FastAPI:
     """A FastAPI app serving `task`. The model loads in a thread when the app starts (/health is 503 until then),
     unless a ready `pipeline` is given. Limits: max_batch_size inputs per forward round, max_wait_ms a batch waits
     under load, max_queue inputs waiting (then 503), max_inputs per request and max_body_bytes per body (413).
-    workers: forward rounds run at once on the one model (threads; see DynamicBatcher)."""
+    workers: forward rounds run at once on the one model (threads; see DynamicBatcher). If loading fails,
+    /health answers 503 with the reason and on_load_failure(exception) is called (`roberta serve` stops there)."""
     task = normalize_task(task)
     if pipeline is not None and pipeline.task != task:
         raise ValueError(f"the pipeline given is for {pipeline.task!r}, not {task!r}")
@@ -150,6 +152,8 @@ def create_app(task: str, model=None, *, pipeline=None, tokenizer=None, device=N
         except Exception as err:  # /health keeps answering 503 with the reason; the log says why
             state.failed = f"the model failed to load: {err}"
             logger.exception("loading the %s model failed", task)
+            if on_load_failure is not None:
+                on_load_failure(err)
 
     @asynccontextmanager
     async def lifespan(app):

@@ -77,15 +77,24 @@ def serve_command(args) -> int:
     torch.set_num_threads(args.threads or max(1, torch.get_num_threads() // args.workers))
 
     logging.basicConfig(level=args.log_level.upper(), format="%(levelname)s:     %(name)s: %(message)s")
+    failures = []  # a model that cannot load stops the server: a process that can never answer should not linger
+
+    def stop(err: Exception) -> None:
+        failures.append(err)
+        server.should_exit = True
+
     app = create_app(task, args.model, tokenizer=args.tokenizer, device=args.device, dtype=args.dtype,
                      max_batch_size=args.max_batch_size, max_wait_ms=args.max_wait_ms, max_queue=args.max_queue,
                      max_inputs=args.max_inputs, max_body_bytes=args.max_body_bytes, workers=args.workers,
-                     pipeline_kwargs={"quantization_config": args.quantize} if args.quantize else None)
+                     pipeline_kwargs={"quantization_config": args.quantize} if args.quantize else None,
+                     on_load_failure=stop)
     config = uvicorn.Config(app, host=args.host, port=args.port, log_level=args.log_level,
                             timeout_graceful_shutdown=args.graceful_timeout, access_log=False)
     server = _server_class(uvicorn)(config)
     server.run()
-    return 0 if server.started else 1  # 1: it never listened (port taken, model path wrong: see the log)
+    if failures:
+        raise failures[0]  # reported as `roberta run` reports a model that cannot load (a bad path: exit code 2)
+    return 0 if server.started else 1  # 1: it never listened (the port is taken: see the log)
 
 
 def _server_class(uvicorn):
