@@ -494,7 +494,7 @@ def _parse_size(size) -> int:
     return int(float(match.group(1)) * scale)
 
 
-def _dedupe_tied(state: dict[str, torch.Tensor], aliases: set[str]) -> tuple[dict, dict[str, str]]:
+def dedupe_tied(state: dict[str, torch.Tensor], aliases: set[str]) -> tuple[dict, dict[str, str]]:
     """Split shared tensors (tied weights) into one kept name each and {alias: kept name}.
 
     safetensors files hold each tensor once (transformers drops lm_head.decoder.weight/bias there);
@@ -539,7 +539,7 @@ def save_model(model: nn.Module, save_directory, *, safe_serialization: bool = T
     save_directory = make_save_directory(save_directory)
 
     state = model.state_dict() if state_dict is None else dict(state_dict)
-    state, alias_of = _dedupe_tied(state, set(getattr(model, "_tied_weights_keys", None) or []))
+    state, alias_of = dedupe_tied(state, set(getattr(model, "_tied_weights_keys", None) or []))
     first_float = next((t.dtype for t in state.values() if t.is_floating_point()), torch.get_default_dtype())
     config = model.config
     config.architectures = [type(model).__name__]
