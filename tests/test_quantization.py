@@ -2,6 +2,7 @@
 (weight-only and dynamic-activation int8) stays within the accuracy gates of issue 15, saves and loads."""
 from __future__ import annotations
 
+import copy
 import warnings
 
 import pytest
@@ -41,7 +42,7 @@ def test_torch_quantize_dynamic_quantizes_every_encoder_linear(packed):
 
 
 # ---- roberta.quantization --------------------------------------------------------------------------------------
-from roberta.quantization import Int8Config, Int8Linear, is_quantized, quantize  # noqa: E402
+from roberta.quantization import Int8Config, Int8Linear, Int8VocabProjection, is_quantized, quantize  # noqa: E402
 
 
 def test_config_accepts_names_and_dicts_and_refuses_the_rest():
@@ -104,11 +105,49 @@ def test_quantize_swaps_encoder_linears_only_and_refuses_twice():
     quantize(model, "int8")
     swapped = [n for n, m in model.named_modules() if isinstance(m, Int8Linear)]
     assert len(swapped) == 2 * 6 and all(".encoder.layer." in n for n in swapped)
-    assert type(model.lm_head.decoder) is nn.Linear and model.lm_head.decoder.weight is \
-        model.roberta.embeddings.word_embeddings.weight  # the tied vocabulary projection stays float
+    assert type(model.lm_head.decoder) is Int8VocabProjection and model.lm_head.decoder.weight is \
+        model.roberta.embeddings.word_embeddings.weight  # the vocabulary projection keeps its tied float weight
     assert model.config.quantization_config == {"quant_method": "roberta_int8", "activations": "dynamic"}
     with pytest.raises(ValueError, match="already quantized"):
         quantize(model, "int8")
+
+
+def test_int8_vocab_projection_multiplies_in_int8_at_inference_only(tmp_path):
+    """int8 (dynamic): the tied LM decoder keeps its float parameter and state-dict keys; with autograd off its
+    logits are the int8 matmul of the per-row quantized weight (close to float, not equal); with autograd on it is
+    the float projection exactly (training is untouched); a changed weight is re-quantized. Weight-only int8
+    leaves the decoder a plain nn.Linear."""
+    model = _tiny_mlm()
+
+    def head_keys():
+        return [k for k in model.state_dict() if not k.startswith("roberta.encoder.")]
+    keys = head_keys()
+    decoder = model.lm_head.decoder
+    quantize(model, "int8")
+    assert model.lm_head.decoder is decoder and head_keys() == keys
+    x = torch.randn(6, 32)
+    exact = F.linear(x, decoder.weight, decoder.bias)
+    with torch.no_grad():
+        got = decoder(x)
+        step = (decoder.weight.abs().amax(1) / 127).clamp(min=1e-12)  # one scale per row (the pad row is 0)
+        dequant = torch.round(decoder.weight / step[:, None]) * step[:, None]
+    assert not torch.equal(got, exact)
+    torch.testing.assert_close(got, F.linear(x, dequant, decoder.bias), rtol=0, atol=0.02 * exact.abs().max().item())
+    torch.testing.assert_close(decoder(x), exact)  # autograd on: float
+    with torch.no_grad():
+        decoder.weight.mul_(2)  # in place: the int8 copy must follow
+        torch.testing.assert_close(decoder(x) - decoder.bias, 2 * (got - decoder.bias), rtol=0,
+                                   atol=0.05 * exact.abs().max().item())
+    copied = copy.deepcopy(model)
+    with torch.no_grad():
+        torch.testing.assert_close(copied.lm_head.decoder(x), decoder(x))
+    assert type(quantize(_tiny_mlm(), "int8_weight_only").lm_head.decoder) is nn.Linear
+    model.save_pretrained(tmp_path)  # saved as float (tied: not even stored), back as the int8 projection
+    loaded = RobertaForMaskedLM.from_pretrained(tmp_path)
+    assert type(loaded.lm_head.decoder) is Int8VocabProjection
+    assert loaded.lm_head.decoder.weight is loaded.roberta.embeddings.word_embeddings.weight
+    with torch.no_grad():
+        torch.testing.assert_close(loaded.lm_head.decoder(x), decoder(x))
 
 
 def test_saved_int8_model_loads_without_requantizing(tmp_path, monkeypatch):
