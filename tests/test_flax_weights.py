@@ -12,7 +12,7 @@ import sys
 import numpy as np
 import pytest
 
-from test_flax_helpers import DECODER, assert_close, batch, config, twins
+from test_flax_helpers import DECODER, HEADS, assert_close, batch, config, twins
 
 import jax  # noqa: E402
 import torch  # noqa: E402
@@ -86,8 +86,8 @@ def test_pytorch_classes_load_the_safetensors_we_save(name, tmp_path):
 def test_name_table_equals_transformers_converter():
     from transformers.modeling_flax_pytorch_utils import convert_pytorch_state_dict_to_flax
 
-    for name in ("RobertaForMaskedLM", "RobertaForQuestionAnswering", "RobertaModel"):
-        pt, fx, _ = twins(name)
+    for name in HEADS:  # every class's names (building their Flax model runs no forward: cheap)
+        pt, fx, _ = twins(name, DECODER if name == "RobertaForCausalLM" else ())
         ours = pt_to_flax({k: v.numpy() for k, v in pt.state_dict().items()}, pt.config)
         theirs = flatten_dict(convert_pytorch_state_dict_to_flax(dict(pt.state_dict()),  # (it converts in place)
                                                                  getattr(transformers, "Flax" + name)(pt.config)))
@@ -182,3 +182,34 @@ def test_do_init_false_returns_params():
         model.params
     ids, _ = batch(None)
     assert model(ids, params=params).logits.shape == ids.shape + (99,)
+    # transformers' recipe for the weights a checkpoint lacks: init_weights(key, input_shape, params) fills only them
+    _, base, base_folder = twins("RobertaModel")
+    head, params = roberta.FlaxRobertaForSequenceClassification.from_pretrained(base_folder, _do_init=False)
+    assert "classifier" not in params
+    params = head.init_weights(head.key, head.input_shape, params)
+    assert set(flatten_dict(params)) == set(flatten_dict(head.params_shape_tree))
+    np.testing.assert_array_equal(np.asarray(params["roberta"]["embeddings"]["word_embeddings"]["embedding"]),
+                                  np.asarray(base.params["embeddings"]["word_embeddings"]["embedding"]))
+    assert float(np.abs(np.asarray(params["classifier"]["dense"]["kernel"])).max()) > 0  # random, not zeros
+
+
+def test_hub_id_loads_through_the_hub_cache(tmp_path, monkeypatch):
+    """A hub id resolves through huggingface_hub's cache like the PyTorch loader: the msgpack by default, the
+    PyTorch weights with from_pt=True (the cache laid out as huggingface_hub writes it; offline)."""
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    _, mlm, _ = twins("RobertaForMaskedLM")
+    repo = tmp_path / "models--test-org--tiny-flax"
+    mlm.save_pretrained(repo / "snapshots" / commit)  # msgpack and safetensors of the same weights ...
+    roberta.FlaxRobertaForMaskedLM(mlm.config, seed=5).save_pretrained(repo / "snapshots" / commit,
+                                                                       pytorch_weights=False)  # ... other msgpack
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text(commit)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    ids, _ = batch(None)
+    from_hub = roberta.FlaxRobertaForMaskedLM.from_pretrained("test-org/tiny-flax", cache_dir=tmp_path)
+    assert_close(from_hub(ids).logits, roberta.FlaxRobertaForMaskedLM(mlm.config, seed=5)(ids).logits)
+    from_pt = roberta.FlaxRobertaForMaskedLM.from_pretrained("test-org/tiny-flax", cache_dir=tmp_path, from_pt=True)
+    assert_close(from_pt(ids).logits, mlm(ids).logits)
+    assert from_pt.config.name_or_path == "test-org/tiny-flax"
+    with pytest.raises(OSError, match="not in the local hub cache and offline mode is on"):
+        roberta.FlaxRobertaModel.from_pretrained("test-org/absent", cache_dir=tmp_path)

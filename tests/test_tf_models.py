@@ -154,6 +154,17 @@ def test_training_flag_turns_dropout_on(pt_checkpoints):
     assert np.abs(train.numpy() - eval_a.numpy()).max() > 1e-3
 
 
+def test_dict_keyword_and_batch_encoding_calls_agree(tf_models):
+    """transformers' TF calling styles: a dict (or BatchEncoding) first argument, or keyword tensors."""
+    from roberta import BatchEncoding
+
+    model = tf_models("ForSequenceClassification")
+    want = model({"input_ids": IDS, "attention_mask": MASK}).logits.numpy()
+    np.testing.assert_array_equal(model(input_ids=IDS, attention_mask=MASK).logits.numpy(), want)
+    np.testing.assert_array_equal(model(BatchEncoding({"input_ids": IDS, "attention_mask": MASK})).logits.numpy(), want)
+    np.testing.assert_array_equal(model(tf.constant(IDS), attention_mask=tf.constant(MASK)).logits.numpy(), want)
+
+
 def test_xla_forward_matches_eager(tf_models):
     model = tf_models("ForMaskedLM")
     xla = tf.function(lambda ids, mask: model(ids, attention_mask=mask).logits, jit_compile=True)
@@ -191,13 +202,16 @@ def test_bad_inputs_raise_clear_errors(tf_models):
         model(IDS, labels=IDS)
 
 
-def test_import_roberta_does_not_import_tensorflow():
+def test_import_roberta_does_not_import_tensorflow_and_missing_tf_names_the_extra():
     import subprocess
     import sys
 
     code = ("import sys, roberta; roberta.RobertaConfig; "
-            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules")
-    subprocess.run([sys.executable, "-c", code], check=True)
+            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
+            "sys.modules['tensorflow'] = None\n"
+            "try:\n    roberta.TFRobertaModel\nexcept ImportError as e:\n    print(e)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "The TFRoberta* classes need TensorFlow: pip install 'roberta[tf]'"
 
 
 def test_tf_package_never_imports_torch():
