@@ -258,7 +258,8 @@ class _State:
 
     def run_batch(self, items: list, params: dict) -> list:
         # a lazy iterable makes the pipeline yield one result per input (no single-input unwrapping); the whole
-        # batch is sorted by length and run in forward passes of the pipeline's batch_size (= max_batch_size)
+        # round is sorted by length and cut into forward passes of at most the pipeline's batch_size
+        # (= max_batch_size) where padding would cost more than another pass (pipelines.base.length_batches)
         return list(self.pipe(iter(items), **params))
 
 
