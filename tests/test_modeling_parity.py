@@ -277,6 +277,21 @@ def test_logits_mask_selects_positions():
         ours(input_ids=ids, sparse_logits=True)
 
 
+def test_zero_layers_match_and_take_a_logits_mask():
+    """num_hidden_layers=0 (transformers allows it: the embeddings are the output): the few-rows path used to
+    skip the row selection there, an IndexError about mask shapes in `roberta pretrain --num-layers 0`."""
+    ids, mask = batch()
+    sel = torch.zeros_like(mask, dtype=torch.bool)
+    sel[0, 2] = sel[2, 5] = True
+    for name in ("RobertaForMaskedLM", "RobertaForSequenceClassification"):
+        ours, theirs = twins(name, num_hidden_layers=0)
+        with torch.no_grad():
+            full = theirs(input_ids=ids, attention_mask=mask).logits
+            assert_close(ours(input_ids=ids, attention_mask=mask).logits, full)
+            if name == "RobertaForMaskedLM":
+                assert_close(ours(input_ids=ids, attention_mask=mask, logits_mask=sel).logits, full[sel])
+
+
 def test_gradient_checkpointing_same_gradients():
     ours, _ = twins("RobertaForSequenceClassification", hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
     ids, mask = batch()

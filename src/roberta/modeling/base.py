@@ -116,9 +116,10 @@ class RobertaPreTrainedModel(nn.Module):
 
     def _can_compute_few_rows(self, output_attentions, output_hidden_states) -> bool:
         """Whether a head that reads only some rows may let the last layer compute just those: not when the full
-        last layer is returned (hidden states, attentions), not for causal decoders or relative positions."""
+        last layer is returned (hidden states, attentions), not for causal decoders or relative positions, not
+        when there is no layer at all (num_hidden_layers=0: the embeddings are the output)."""
         cfg = self.config
-        return not (output_attentions or cfg.output_attentions or output_hidden_states or cfg.output_hidden_states
+        return cfg.num_hidden_layers > 0 and not (output_attentions or cfg.output_attentions or output_hidden_states or cfg.output_hidden_states
                     or cfg.is_decoder or (getattr(cfg, "position_embedding_type", None) or "absolute") != "absolute")
 
     def pack_weights(self, enable: bool = True) -> int:
