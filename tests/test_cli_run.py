@@ -190,11 +190,21 @@ def test_output_file_streams_as_partial_and_lands_with_normal_permissions(folder
     assert stat.S_IMODE(real.stat().st_mode) == 0o644
 
 
-def test_output_problems_are_caught_before_the_model_loads(tmp_path):
+def test_output_problems_are_caught_before_the_model_loads(tmp_path, capsys):
+    from roberta.cli import main
+
     (tmp_path / "dir").mkdir()
-    for output, needle in [(tmp_path / "no" / "out.jsonl", "does not exist"), (tmp_path / "dir", "is a folder")]:
-        result = run(["run", "--task", "fill-mask", "--model", "/no/such/model", "--output", str(output)], stdin="")
-        assert result.returncode == 2 and needle in result.stderr and "/no/such/model" not in result.stderr
+    (tmp_path / "in.txt").write_text("a <mask>\n")
+    (tmp_path / "link.txt").symlink_to(tmp_path / "in.txt")
+    cases = [(tmp_path / "no" / "out.jsonl", "does not exist"), (tmp_path / "dir", "is a folder"),
+             (tmp_path / "in.txt", "is the --input file: the results would replace the input"),
+             (tmp_path / "link.txt", "is the --input file")]  # was: the input replaced by its results
+    for output, needle in cases:
+        code = main(["run", "--task", "fill-mask", "--model", "/no/such/model", "--input", str(tmp_path / "in.txt"),
+                     "--output", str(output)])
+        err = capsys.readouterr().err
+        assert code == 2 and needle in err and "/no/such/model" not in err
+    assert (tmp_path / "in.txt").read_text() == "a <mask>\n"
 
 
 def test_question_answering_json_lines(folders):

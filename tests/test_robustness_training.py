@@ -154,7 +154,7 @@ def test_a_killed_tokenization_is_swept_and_a_concurrent_live_one_is_not(tmp_pat
             final = tokenize_corpus(corpora[0], load_tokenizer(), cache_dir=cache, show_progress=False)
         assert (final / "meta.json").is_file()
         assert hidden(cache) == sorted([live, young, ".not-ours", ".0123456789abcdef01234567.toolong99"])
-        assert "removed 2 half-written folder(s) of interrupted tokenization" in caplog.text and killed in caplog.text
+        assert "removed 2 folder(s) left half-written by interrupted runs" in caplog.text and killed in caplog.text
         assert writers[1].poll() is None and (cache / live / "tokens.bin").is_file()  # the live writer carries on
     finally:
         for writer in writers:
@@ -359,6 +359,10 @@ FINETUNE = ["finetune", "--task", "sequence-classification", "--model", "{r}/m",
 CLI_CASES = [
     (["train-tokenizer", "--files", "{r}/c.txt", "{r}/bad.txt", "--vocab-size", "300", "--out", "{o}", "--quiet"],
      r"{r}/bad.txt, line 2: not UTF-8 text"),
+    (["train-tokenizer", "--files", "{r}/c.txt", "--vocab-size", "300", "--out", "{o}", "--min-frequency", "-1"],
+     r"min_frequency must be an integer >= 0, got -1"),
+    (["train-tokenizer", "--files", "{r}/c.txt", "--vocab-size", "300", "--out", "{r}/c.txt"],
+     r"output folder {r}/c.txt is a file"),
     ([*PRETRAIN, "--train-files", "{r}/c.txt", "{r}/bad.txt"], r"{r}/bad.txt, line 2: not UTF-8 text"),
     ([*PRETRAIN, "--config-json", "{r}/list.json"], r"{r}/list.json must hold a JSON object of config fields"),
     ([*PRETRAIN, "--save-steps", "0"], r"save_steps must be >= 1"),

@@ -62,3 +62,25 @@ def test_train_from_strings_and_errors(tmp_path):
         train_bpe_tokenizer([lines], 100, tmp_path / "small")
     with pytest.raises(FileNotFoundError, match="missing.txt"):
         train_bpe_tokenizer([lines, tmp_path / "missing.txt"], 300, tmp_path / "bad")
+    for bad, message in [(dict(min_frequency=-1), "min_frequency must be an integer >= 0, got -1"),
+                         (dict(model_max_length=0), "model_max_length must be an integer >= 1, got 0")]:
+        with pytest.raises(ValueError, match=message):  # was tokenizers' OverflowError / a useless tokenizer
+            train_bpe_tokenizer([lines], 300, tmp_path / "bad", **bad)
+    with pytest.raises(NotADirectoryError, match=f"output folder {lines} is a file"):  # before training
+        train_bpe_tokenizer([lines], 300, lines)
+
+
+def test_debris_of_a_killed_write_is_swept(tmp_path):
+    """A run killed while writing leaves `.tokenizer.<random>` in the output folder; the next run removes it
+    (its lock is free, or it has no lock and is old), never other hidden entries."""
+    import os
+    import time
+
+    corpus = write_corpus(tmp_path / "c.txt", lines=50)
+    out = tmp_path / "tok"
+    for name in (".tokenizer.dead1234", ".tokenizer.old_5678", ".tokenizer.new_5678", ".keep"):
+        (out / name).mkdir(parents=True)
+    (out / ".tokenizer.dead1234" / ".writer.lock").write_text("")  # a dead writer's lock: nobody holds it
+    os.utime(out / ".tokenizer.old_5678", (time.time() - 7200, time.time() - 7200))
+    train_bpe_tokenizer([corpus], 300, out, show_progress=False)
+    assert sorted(p.name for p in out.iterdir() if p.name.startswith(".")) == [".keep", ".tokenizer.new_5678"]

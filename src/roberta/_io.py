@@ -15,6 +15,7 @@ writer's folder and never a live one's.
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import re
 import shutil
@@ -27,6 +28,8 @@ try:
     import fcntl
 except ImportError:  # Windows: no flock; held folders are then never swept (see sweep_abandoned_temp_dirs)
     fcntl = None
+
+logger = logging.getLogger(__name__)
 
 TEMP_PREFIX = ".tmp-"
 WRITER_LOCK = ".writer.lock"  # inside a held temp folder: locked while its writer lives
@@ -217,7 +220,7 @@ def replace_held_dir(tmp: str | os.PathLike, final: str | os.PathLike) -> None:
 
 def sweep_abandoned_temp_dirs(folder: str | os.PathLike, name: re.Pattern) -> list[str]:
     """Remove the held_temp_dir folders in `folder` whose names match `name` and whose writer is dead: its lock
-    can be taken, or (no lock file) it is older than UNLOCKED_GRACE_S. Returns the names removed."""
+    can be taken, or (no lock file) it is older than UNLOCKED_GRACE_S. Logs and returns the names removed."""
     try:
         entries = sorted(os.scandir(folder), key=lambda e: e.name)
     except FileNotFoundError:
@@ -242,6 +245,9 @@ def sweep_abandoned_temp_dirs(folder: str | os.PathLike, name: re.Pattern) -> li
                 removed.append(entry.name)
         finally:
             os.close(fd)
+    if removed:
+        logger.warning("removed %d folder(s) left half-written by interrupted runs in %s: %s", len(removed),
+                       os.fspath(folder), ", ".join(removed))
     return removed
 
 

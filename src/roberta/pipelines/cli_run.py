@@ -76,7 +76,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run_command(args) -> int:
     try:
         task, call_kwargs = task_options(args)
-        check_output(args.output)
+        check_output(args.output, args.input)
         pipe = build_pipeline(args, task)
         source = open_input(args.input)
     except Exception as err:  # a bad model path, id, dtype, flag or input file: one line, no traceback
@@ -283,8 +283,9 @@ def _open_output(path):
     return atomic_open(path, "w", temp_path=write_target(path) + ".partial")
 
 
-def check_output(path) -> None:
-    """Refuse an --output that cannot be written, before the model loads."""
+def check_output(path, input_path=None) -> None:
+    """Refuse an --output that cannot be written, or that is the --input file (renaming the results onto
+    it would destroy the input), before the model loads."""
     if path is None:
         return
     try:
@@ -294,6 +295,9 @@ def check_output(path) -> None:
     folder = os.path.dirname(os.path.abspath(target))
     if not os.path.isdir(folder):
         raise UsageError(f"cannot write --output: folder {folder!r} does not exist")
+    if input_path is not None and os.path.isfile(target) and os.path.exists(input_path) \
+            and os.path.samefile(target, input_path):
+        raise UsageError(f"--output {path} is the --input file: the results would replace the input")
 
 
 def _progress(args):

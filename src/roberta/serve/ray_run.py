@@ -48,7 +48,7 @@ def add_engine_arguments(run_parser: argparse.ArgumentParser) -> None:
 def run_ray(args) -> int:
     try:
         task, call_kwargs = cli_run.task_options(args)
-        cli_run.check_output(args.output)
+        cli_run.check_output(args.output, args.input)
         for name in ("ray_cpus_per_actor", "ray_actors"):
             value = getattr(args, name)
             if value is not None and value < 1:

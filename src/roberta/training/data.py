@@ -110,10 +110,7 @@ def tokenize_corpus(source, tokenizer, cache_dir: str | os.PathLike | None = Non
     key, texts = _source_key(source, text_column)
     key = hashlib.sha256(f"{key}|{tokenizer_fingerprint(tokenizer)}".encode()).hexdigest()[:24]
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    removed = sweep_abandoned_temp_dirs(folder, _TEMP_RE)  # a killed run's half-written folders, not a live run's
-    if removed:
-        logger.warning("removed %d half-written folder(s) of interrupted tokenization in %s: %s", len(removed),
-                       folder, ", ".join(removed))
+    sweep_abandoned_temp_dirs(folder, _TEMP_RE)  # a killed run's half-written folders, not a live run's
     final = folder / key
     if (final / "meta.json").is_file():
         logger.info("using tokenized corpus cache %s", final)

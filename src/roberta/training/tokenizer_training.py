@@ -9,17 +9,17 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
-import tempfile
+import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from roberta._io import find_invalid_utf8
+from roberta._io import find_invalid_utf8, held_temp_dir, sweep_abandoned_temp_dirs
 
 logger = logging.getLogger(__name__)
 
 SPECIAL_TOKENS = ["<s>", "<pad>", "</s>", "<unk>"]  # ids 0..3, as fairseq's dictionary
 MASK_TOKEN = "<mask>"
+_TEMP_RE = re.compile(r"^\.tokenizer\.[a-z0-9_]{8}$")  # our temp folder in out_dir while the files are written
 
 
 def train_bpe_tokenizer(files, vocab_size: int, out_dir: str | os.PathLike, min_frequency: int = 2,
@@ -38,6 +38,12 @@ def train_bpe_tokenizer(files, vocab_size: int, out_dir: str | os.PathLike, min_
     min_size = len(SPECIAL_TOKENS) + 256 + 1  # specials, the 256 byte symbols, <mask>
     if vocab_size < min_size:
         raise ValueError(f"vocab_size must be at least {min_size} (5 specials + 256 byte symbols), got {vocab_size}")
+    for name, value, least in (("min_frequency", min_frequency, 0), ("model_max_length", model_max_length, 1)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < least:
+            raise ValueError(f"{name} must be an integer >= {least}, got {value!r}")
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():  # found before training, not after
+        raise NotADirectoryError(f"output folder {out} is a file")
     if isinstance(files, (str, os.PathLike)):
         files = [files]
     as_paths = isinstance(files, (list, tuple))
@@ -75,10 +81,10 @@ def train_bpe_tokenizer(files, vocab_size: int, out_dir: str | os.PathLike, min_
                        len(vocab) + 1, vocab_size, len(vocab) + 1)
     vocab[MASK_TOKEN] = len(vocab)  # <mask> last, inside the model vocabulary as in roberta-base
 
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".tokenizer.", dir=out))
-    try:
+    sweep_abandoned_temp_dirs(out, _TEMP_RE)  # left by a run killed while writing here
+    with held_temp_dir(".tokenizer.", out) as tmp:
+        tmp = Path(tmp)
         _write_files(tmp, vocab, merges, model_max_length)
         # Rebuild the full tokenizer from the written files so tokenizer.json and vocab/merges agree exactly.
         full = Tokenizer(models.BPE.from_file(str(tmp / "vocab.json"), str(tmp / "merges.txt")))
@@ -90,8 +96,6 @@ def train_bpe_tokenizer(files, vocab_size: int, out_dir: str | os.PathLike, min_
         full.save(str(tmp / "tokenizer.json"))
         for name in ("vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json"):
             os.replace(tmp / name, out / name)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     logger.info("wrote a %d-token byte-level BPE tokenizer to %s", len(vocab), out)
     return out
 
