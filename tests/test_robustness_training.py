@@ -344,6 +344,7 @@ def cli_files(tmp_path_factory):
     (root / "bad.txt").write_bytes("fine line\n".encode() + b"caf\xe9 latin-1\n")
     (root / "list.json").write_text("[1, 2]")
     (root / "d.csv").write_text("text,label\na fox,yes\na dog,no\n")
+    (root / "header.csv").write_text("text,label\n")
     (root / "long.csv").write_text("text,label\n" + " ".join(["fox"] * 100) + ",yes\nb,no\n")
     tok = load_tokenizer()
     torch.manual_seed(0)
@@ -370,6 +371,9 @@ CLI_CASES = [
     ([*PRETRAIN, "--save-total-limit", "0"], r"save_total_limit must be >= 1"),
     ([*PRETRAIN, "--warmup-steps", "-1"], r"warmup_steps must be >= 0"),
     ([*FINETUNE, "--labels", "yes", "no", "yes"], r"--labels names yes more than once"),
+    ([*FINETUNE, "--train-file", "{r}/header.csv"], r"no records in {r}/header.csv"),
+    ([*FINETUNE, "--weight-decay", "nan"], r"weight_decay must be a finite number, got nan"),
+    ([*PRETRAIN, "--epochs", "inf", "--max-steps", "-1"], r"num_train_epochs must be a finite number, got inf"),
     ([*FINETUNE, "--train-file", "{r}/long.csv", "--max-length", "1000"],
      r"some inputs are 102 tokens, the model has 32 positions: pass --max-length 32 or less"),
 ]

@@ -326,6 +326,8 @@ def finetune(task: str, model, train_file, output_dir, *, eval_file=None, tokeni
         raise ValueError(f"--labels names {', '.join(dupes)} more than once")
     train_records = load_records(train_file)
     train_source = os.fspath(train_file) if isinstance(train_file, (str, os.PathLike)) else "train records"
+    if not train_records:  # (label inference below would fail on it with "min() arg is an empty sequence")
+        raise ValueError(f"no records in {train_source}")
     names = labels if labels is not None else label_names(task, train_records, train_source)
     label2id = {name if isinstance(name, int) else str(name): i for i, name in enumerate(names)} if names else None
     train_dataset = load_task_dataset(task, train_records, tokenizer, max_length, label2id, source=train_source)

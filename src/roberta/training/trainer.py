@@ -85,6 +85,11 @@ class TrainingArguments:
         for name in ("warmup_steps", "learning_rate", "weight_decay", "dataloader_num_workers"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}")
+        for name in ("learning_rate", "weight_decay", "adam_beta1", "adam_beta2", "adam_epsilon", "max_grad_norm",
+                     "num_train_epochs"):  # NaN passes every comparison below; inf epochs never end
+            value = getattr(self, name)
+            if value is not None and not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value}")
         if self.max_grad_norm is not None and self.max_grad_norm < 0:
             raise ValueError(f"max_grad_norm must be >= 0 (0 or None: no clipping), got {self.max_grad_norm}")
         if self.per_device_eval_batch_size < 1:
