@@ -213,7 +213,9 @@ CONFIG_CASES = [
      r"config\.json: The hidden size \(8\) is not a multiple of the number of attention heads \(3\)"),
     ("unknown activation", edit_config(hidden_act="gelu9"), ValueError, r"config\.json: hidden_act 'gelu9' is not supported"),
     ("wrong model_type", edit_config(model_type="bert"), ValueError, r"config\.json is a config for model_type 'bert'"),
-    ("id2label a list", edit_config(id2label=["a", "b"]), ValueError, r"id2label must be a dict"),
+    ("id2label a list", edit_config(id2label=["a", "b"]), ValueError, r"config\.json: id2label must be a dict"),
+    ("id2label keys not ids", edit_config(id2label={"0": "x", "pos": "y"}), ValueError,
+     r"config\.json: id2label keys must be class ids \(0, 1, \.\.\.\), got 'pos'"),  # was: invalid literal for int()
 ]
 
 

@@ -194,7 +194,11 @@ class PretrainedConfig:
             self._create_id_label_maps(num_labels if num_labels is not None else 2)
         else:
             # JSON object keys are strings; ids are ints.
-            self.id2label = {int(k): v for k, v in id2label.items()}
+            try:
+                self.id2label = {int(k): v for k, v in id2label.items()}
+            except (TypeError, ValueError):
+                bad = next(k for k in id2label if not str(k).strip().lstrip("+-").isdigit())
+                raise ValueError(f"id2label keys must be class ids (0, 1, ...), got {bad!r}") from None
             # transformers leaves label2id None here; deriving it is what every caller wants.
             self.label2id = dict(label2id) if label2id is not None else {v: k for k, v in self.id2label.items()}
         self.tokenizer_class = tokenizer_class
@@ -406,7 +410,10 @@ class PretrainedConfig:
         config_dict.pop("model_type", None)
         # like transformers, the config alone keeps name_or_path "" (so to_dict() round-trips through a folder);
         # AutoConfig.from_pretrained and the models' from_pretrained record where it came from
-        return cls.from_dict(config_dict, return_unused_kwargs=return_unused_kwargs, **kwargs)
+        try:
+            return cls.from_dict(config_dict, return_unused_kwargs=return_unused_kwargs, **kwargs)
+        except ValueError as err:  # a bad value (id2label, problem_type): say which file holds it
+            raise ValueError(f"{path}: {err}") from None
 
     # ---- python protocol --------------------------------------------------------------------------------
     def update(self, config_dict: dict[str, Any]) -> None:
