@@ -10,9 +10,9 @@ Prints the CPU's features first (torch's capability queries), then:
    per variant, and the fraction of the same run's GEMM ceiling.
 3. fill-mask pipeline at batch 32 on bench_pipelines' mixed-length workload (5-200 words, one <mask>): ours
    float32, ours int8 (quantization_config="int8"), and ONNX Runtime int8 (`roberta export --quantize int8` of the
-   same model, run by a minimal fill-mask loop: same tokenizer, batches sorted by length like ours, top-5 at the
-   mask), both as the exported fill-mask graph (logits at every position) and as the exported encoder with our
-   LM head on the mask rows only. Sentences per second; top-1 agreement with our float32 pipeline; the process's
+   same model, run by a minimal fill-mask loop: same tokenizer, the same length-sorted batches as our pipeline
+   cuts, top-5 at the mask), both as the exported fill-mask graph (logits at every position) and as the exported
+   encoder with our LM head on the mask rows only (also with plain slices of 32, as a simple loop would). Sentences per second; top-1 agreement with our float32 pipeline; the process's
    peak RSS while each case ran; and a table ready for BENCHMARKS.md.
    Memory: the exports run in child processes; each case is loaded, warmed up, timed and dropped in turn, every
    round (one model or ORT session at a time); the full-logits ORT session runs without its memory arena (see
@@ -180,9 +180,12 @@ def export_int8(folder: Path, output: Path, task: str) -> int:
     return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss // 1024  # the largest child so far
 
 
-def ort_fill_mask(path: str, tokenizer, threads: int, lm_head=None):
-    """A minimal ONNX Runtime fill-mask: batches sorted by length, top-5 tokens at the mask. With `lm_head` the
-    graph is the encoder alone (last_hidden_state) and the LM head runs in torch on the mask rows only.
+def ort_fill_mask(path: str, tokenizer, threads: int, lm_head=None, same_batches: bool = True):
+    """A minimal ONNX Runtime fill-mask: texts sorted by token count, top-5 tokens at the mask. `same_batches`:
+    cut into the batches our pipeline runs (roberta.pipelines.base.length_batches: a batch of 32 mixed lengths is
+    split where the padding saved outweighs another pass), so the two runtimes multiply the same token rows;
+    else plain slices of batch_size (what a simple user loop does). With `lm_head` the graph is the encoder alone
+    (last_hidden_state) and the LM head runs in torch on the mask rows only.
 
     The full fill-mask graph returns (B, T, 50265) float32 logits (~1.7 GB for 32 rows of 270 tokens, and as
     much again for the int32 matmul output before it): ORT's memory arena would keep every such buffer it ever
@@ -191,6 +194,8 @@ def ort_fill_mask(path: str, tokenizer, threads: int, lm_head=None):
     import numpy as np
     import onnxruntime as ort
 
+    from roberta.pipelines.base import length_batches
+
     options = ort.SessionOptions()
     options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
@@ -198,17 +203,23 @@ def ort_fill_mask(path: str, tokenizer, threads: int, lm_head=None):
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
     def run(texts, batch_size=32):
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        ids = tokenizer(texts, truncation=True, max_length=512)["input_ids"]
+        order = sorted(range(len(texts)), key=lambda i: len(ids[i]))
+        lengths = [len(ids[i]) for i in order]
+        cuts = length_batches(lengths, batch_size) if same_batches else \
+            [(start, min(start + batch_size, len(order))) for start in range(0, len(order), batch_size)]
         results = [None] * len(texts)
-        for start in range(0, len(order), batch_size):
-            rows = order[start:start + batch_size]
-            enc = tokenizer([texts[i] for i in rows], padding=True, truncation=True, max_length=512,
-                            return_tensors="np")
-            feeds = {"input_ids": enc["input_ids"].astype(np.int64),
-                     "attention_mask": enc["attention_mask"].astype(np.int64)}
-            (out,) = session.run(["logits" if lm_head is None else "last_hidden_state"], feeds)
+        for start, stop in cuts:
+            rows = order[start:stop]
+            input_ids = np.full((len(rows), lengths[stop - 1]), tokenizer.pad_token_id, dtype=np.int64)
+            attention_mask = np.zeros_like(input_ids)
             for row, i in enumerate(rows):
-                at = int(np.argmax(enc["input_ids"][row] == tokenizer.mask_token_id))
+                input_ids[row, :len(ids[i])] = ids[i]
+                attention_mask[row, :len(ids[i])] = 1
+            (out,) = session.run(["logits" if lm_head is None else "last_hidden_state"],
+                                 {"input_ids": input_ids, "attention_mask": attention_mask})
+            for row, i in enumerate(rows):
+                at = int(np.argmax(input_ids[row] == tokenizer.mask_token_id))
                 if lm_head is None:
                     scores = out[row, at]
                 else:
@@ -224,8 +235,10 @@ def ort_fill_mask(path: str, tokenizer, threads: int, lm_head=None):
 FILL_MASK_CASES = {  # name -> what the row of the table says it is
     "ours fp32": 'ours float32, `pipeline("fill-mask")`',
     "ours int8": '**ours int8**, `pipeline("fill-mask", quantization_config="int8")`',
-    "ORT int8": "ONNX Runtime int8, the exported fill-mask graph (logits at every position)",
-    "ORT int8 encoder + head at masks": "ONNX Runtime int8 encoder + our float32 LM head at the masks only",
+    "ORT int8": "ONNX Runtime int8, the exported fill-mask graph (logits at every position), our batches",
+    "ORT int8 encoder + head at masks": "ONNX Runtime int8 encoder + our float32 LM head at the masks only, our "
+                                        "batches",
+    "ORT int8 encoder + head, plain batches": "the same, plain slices of 32 sorted texts (a simple loop)",
 }
 
 
@@ -267,6 +280,9 @@ def bench_fill_mask(args) -> list[str]:
             "ORT int8": lambda: ort_fill_mask(str(Path(tmp) / "onnx-int8" / "model.onnx"), tokenizer, threads),
             "ORT int8 encoder + head at masks": lambda: ort_fill_mask(
                 str(Path(tmp) / "onnx-int8-encoder" / "model.onnx"), tokenizer, threads, lm_head=lm_head()),
+            "ORT int8 encoder + head, plain batches": lambda: ort_fill_mask(
+                str(Path(tmp) / "onnx-int8-encoder" / "model.onnx"), tokenizer, threads, lm_head=lm_head(),
+                same_batches=False),
         }
         times = {k: [] for k in opens}
         peaks = dict.fromkeys(opens, 0)
@@ -286,7 +302,7 @@ def bench_fill_mask(args) -> list[str]:
     med = {k: statistics.median(v) for k, v in times.items()}
     ref = [o[0]["token"] for o in outputs["ours fp32"]]
     agree = {k: sum(o[0]["token"] == r for o, r in zip(outputs[k], ref)) for k in med}
-    lines = [f"{k:33s} {len(texts) / t:6.1f} sentences/s  top-1 = ours fp32 on {agree[k]}/{len(texts)}  "
+    lines = [f"{k:38s} {len(texts) / t:6.1f} sentences/s  top-1 = ours fp32 on {agree[k]}/{len(texts)}  "
              f"peak RSS {peaks[k]} MB" for k, t in med.items()]
     lines.append(f"ours int8 / ours fp32: {med['ours fp32'] / med['ours int8']:.2f}x; ours int8 / ORT int8: "
                  f"{med['ORT int8'] / med['ours int8']:.2f}x; ours int8 / ORT int8 encoder + head at masks: "

@@ -216,7 +216,7 @@ def embedded():
 @pytest.mark.parametrize("scheme", ["int8", "int8_weight_only"])
 def test_int8_fill_mask_accuracy_gate(embedded, scheme):
     """Top-1 agreement >= 95% and mean KL <= 0.05 nats vs float32 on the held-out masked positions (measured:
-    dynamic 100% / 1.6e-5 nats, weight-only 100% / 1.3e-6 nats over 1,070 positions)."""
+    dynamic 99.7% / 1.4e-4 nats, weight-only 100% / 1.3e-6 nats over 1,070 positions)."""
     path, reference, batches = embedded
     quantized = RobertaForMaskedLM.from_pretrained(path, quantization_config=scheme)
     assert is_quantized(quantized)
