@@ -14,7 +14,8 @@ REPO = Path(__file__).resolve().parents[2]
 TESTS_DIR = REPO.parent / "shared" / "reference" / "transformers-4.57-tests"
 MODELING_MIN_SHARE = 0.93  # of the tests that pass on transformers, the share that must pass on ours (103/110)
 
-pytestmark = pytest.mark.slow
+# one worker runs the module-scoped fixture (under --dist loadgroup the tests would otherwise each start the whole run)
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("transformers_suite")]
 
 
 @pytest.fixture(scope="module")

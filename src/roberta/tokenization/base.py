@@ -2,7 +2,7 @@
 (raw encodings -> truncation/overflow -> `<s> A </s></s> B </s>` -> padding -> BatchEncoding), pad(), decode.
 
 The encode pipeline itself lives in encode.py (EncodeMixin). A subclass supplies only the raw tokenization of plain text (no special tokens):
-`_raw_encode(texts, pretokenized, add_prefix_space)` -> objects with `.ids`, `.tokens`, `.offsets`, `.word_ids`,
+`_raw_encode(texts, pretokenized, add_prefix_space, split_special)` -> objects with `.ids`, `.tokens`, `.offsets`, `.word_ids`,
 plus vocabulary look-ups. Everything a user sees downstream of that is computed here, once, for both.
 """
 from __future__ import annotations
@@ -49,9 +49,13 @@ class RobertaTokenizerBase(EncodeMixin):
                  unk_token="<unk>", pad_token="<pad>", mask_token="<mask>", add_prefix_space=False, trim_offsets=True,
                  model_max_length=512, padding_side="right", truncation_side="right",
                  clean_up_tokenization_spaces=False, additional_special_tokens=None, name_or_path="",
-                 model_input_names=None, added_tokens_decoder=None, chat_template=None, **kwargs):
+                 model_input_names=None, added_tokens_decoder=None, chat_template=None, split_special_tokens=False,
+                 **kwargs):
         """model_max_length defaults to 512 (roberta-base's limit), never transformers' 1e30 "unknown" sentinel,
         so truncation=True and padding='max_length' work on files without a tokenizer_config.json."""
+        for key in kwargs:  # as transformers: a setting named like a method would shadow it
+            if callable(getattr(type(self), key, None)):
+                raise AttributeError(f"{key} conflicts with the method {key} in {type(self).__name__}")
         if padding_side not in ("right", "left") or truncation_side not in ("right", "left"):
             raise ValueError(f"padding_side/truncation_side must be 'right' or 'left', got {padding_side!r}/{truncation_side!r}")
         self.errors, self.trim_offsets = errors, trim_offsets
@@ -59,6 +63,9 @@ class RobertaTokenizerBase(EncodeMixin):
         self.model_max_length = int(model_max_length) if model_max_length is not None else 512
         self.padding_side, self.truncation_side = padding_side, truncation_side
         self.clean_up_tokenization_spaces = clean_up_tokenization_spaces
+        # encode special tokens' text as plain text (per call too); other added tokens still match, as in the fast
+        # tokenizer of transformers (its slow one splits those too)
+        self.split_special_tokens = bool(split_special_tokens)
         self.name_or_path = str(name_or_path)
         if model_input_names is not None:
             self.model_input_names = list(model_input_names)
@@ -382,7 +389,7 @@ class RobertaTokenizerBase(EncodeMixin):
     # subclass hooks ----------------------------------------------------------------------------------
     vocab_size: int
 
-    def _raw_encode(self, texts: list, pretokenized: bool, add_prefix_space: bool) -> list:
+    def _raw_encode(self, texts: list, pretokenized: bool, add_prefix_space: bool, split_special: bool = False) -> list:
         raise NotImplementedError
 
     def _token_to_id(self, token: str) -> int | None:

@@ -2,7 +2,7 @@
 `<s> A </s></s> B </s>` -> padding -> BatchEncoding; plus pad() for already-encoded inputs.
 
 Mixed into RobertaTokenizerBase; uses its special-token ids, model_max_length, padding/truncation sides and
-the subclass's `_raw_encode(texts, pretokenized, add_prefix_space)`.
+the subclass's `_raw_encode(texts, pretokenized, add_prefix_space, split_special)`.
 """
 from __future__ import annotations
 
@@ -155,7 +155,8 @@ class EncodeMixin:
                 truncation=None, max_length=None, stride=0, pad_to_multiple_of=None, padding_side=None,
                 return_tensors=None, return_token_type_ids=None, return_attention_mask=None,
                 return_overflowing_tokens=False, return_special_tokens_mask=False, return_offsets_mapping=False,
-                return_length=False, verbose=True, add_prefix_space=None, **unknown) -> BatchEncoding:
+                return_length=False, verbose=True, add_prefix_space=None, split_special_tokens=None,
+                **unknown) -> BatchEncoding:
         if unknown:
             logger.warning("Keyword arguments %s not recognized.", unknown)
         pad, trunc, max_length = resolve_strategies(padding, truncation, max_length, pad_to_multiple_of,
@@ -170,8 +171,9 @@ class EncodeMixin:
         if isinstance(first, RawIds):  # prepare_for_model: ids given, nothing to tokenize
             raws_a, raws_b = [first], None if second is None else [second]
         else:
-            raws_a = self._raw_encode(first, pretokenized, prefix)
-            raws_b = None if second is None else self._raw_encode(second, pretokenized, prefix)
+            split = self.split_special_tokens if split_special_tokens is None else bool(split_special_tokens)
+            raws_a = self._raw_encode(first, pretokenized, prefix, split)
+            raws_b = None if second is None else self._raw_encode(second, pretokenized, prefix, split)
         n_special = (4 if second is not None else 2) if add_special_tokens else 0
         if trunc != "do_not_truncate" and max_length < n_special:
             raise ValueError(f"max_length={max_length} is smaller than the {n_special} special tokens "

@@ -187,9 +187,11 @@ class RobertaTokenizerFast(RobertaTokenizerBase):
     def _added_tokens_changed(self):
         self._variants.clear()
 
-    def _raw_encode(self, texts, pretokenized, add_prefix_space):
+    def _raw_encode(self, texts, pretokenized, add_prefix_space, split_special=False):
         # Pretokenized words each get a prefix space, as the slow tokenizer does (transformers' fast asserts).
         backend = self._variant(add_prefix_space or pretokenized)
+        if backend.encode_special_tokens != split_special:
+            backend.encode_special_tokens = split_special
         if len(texts) == 1:
             return [backend.encode(texts[0], is_pretokenized=pretokenized, add_special_tokens=False)]
         return backend.encode_batch(texts, is_pretokenized=pretokenized, add_special_tokens=False)

@@ -191,6 +191,8 @@ def save_pretrained(tok, save_directory, filename_prefix=None, save_jinja_files=
         "trim_offsets": tok.trim_offsets,
         "truncation_side": tok.truncation_side,
     }
+    if tok.split_special_tokens:
+        config["split_special_tokens"] = True
     template_entries, template_paths = chat.write_templates(tok.chat_template, save_directory, atomic_write_text,
                                                            save_jinja_files)
     config = dict(sorted({**config, **template_entries}.items()))

@@ -48,15 +48,15 @@ class FrozenEncoding(NamedTuple):
 class SlowEncoding:
     """Raw (special-token-free) encoding of one text; tokens/offsets/word_ids computed on first access."""
 
-    __slots__ = ("ids", "_owner", "_text", "_prefix", "_pretok", "_details")
+    __slots__ = ("ids", "_owner", "_text", "_prefix", "_pretok", "_split", "_details")
 
-    def __init__(self, ids, owner, text, prefix, pretok):
+    def __init__(self, ids, owner, text, prefix, pretok, split=False):
         self.ids, self._owner, self._text, self._prefix, self._pretok = ids, owner, text, prefix, pretok
-        self._details = None
+        self._split, self._details = split, None
 
     def _get(self):
         if self._details is None:
-            self._details = self._owner._details(self._text, self._prefix, self._pretok)
+            self._details = self._owner._details(self._text, self._prefix, self._pretok, self._split)
         return self._details
 
     def __reduce__(self):
@@ -87,8 +87,8 @@ class RobertaTokenizer(RobertaTokenizerBase):
         self.bpe_ranks = {pair: rank for rank, pair in enumerate(self._merges)}
         self._bpe = BytePairEncoder(self.encoder, self._merges, unk_id=self.encoder.get(str(unk_token)))
         self._bpe.ranks = self.bpe_ranks
-        self._splitter = AddedTokenSplitter({})
-        self._first_chars = frozenset()
+        self._splitters = {False: AddedTokenSplitter({}), True: AddedTokenSplitter({})}
+        self._first_chars = {False: frozenset(), True: frozenset()}
         self._layout_cache: dict[str, tuple[list[str], list[tuple[int, int]]]] = {}
         super().__init__(errors=errors, bos_token=bos_token, eos_token=eos_token, sep_token=sep_token,
                          cls_token=cls_token, unk_token=unk_token, pad_token=pad_token, mask_token=mask_token,
@@ -130,26 +130,31 @@ class RobertaTokenizer(RobertaTokenizerBase):
         return ids
 
     def _added_tokens_changed(self):
-        self._splitter = AddedTokenSplitter(self._added_tokens_decoder)
+        # keyed by split_special_tokens: with it, special tokens are plain text and only the others match
+        tokens = {False: self._added_tokens_decoder,
+                  True: {i: t for i, t in self._added_tokens_decoder.items() if not t.special}}
+        self._splitters = {k: AddedTokenSplitter(v) for k, v in tokens.items()}
         # Cheap screen: a text with none of these chars cannot contain an added token.
-        self._first_chars = frozenset(t.content[0] for t in self._added_tokens_decoder.values())
+        self._first_chars = {k: frozenset(t.content[0] for t in v.values()) for k, v in tokens.items()}
 
     # raw encoding ------------------------------------------------------------------------------------
-    def _raw_encode(self, texts, pretokenized, add_prefix_space):
+    def _raw_encode(self, texts, pretokenized, add_prefix_space, split_special=False):
         if pretokenized:
-            return [SlowEncoding([i for w in words for i in self._ids(w, True)], self, words, True, True)
-                    for words in texts]
+            return [SlowEncoding([i for w in words for i in self._ids(w, True, split_special)], self, words, True,
+                                 True, split_special) for words in texts]
         ids = self._ids
-        return [SlowEncoding(ids(t, add_prefix_space), self, t, add_prefix_space, False) for t in texts]
+        return [SlowEncoding(ids(t, add_prefix_space, split_special), self, t, add_prefix_space, False, split_special)
+                for t in texts]
 
-    def _segments(self, text):
-        if self._first_chars and any(c in text for c in self._first_chars):
-            return self._splitter.split(text)
+    def _segments(self, text, split_special=False):
+        first_chars = self._first_chars[split_special]
+        if first_chars and any(c in text for c in first_chars):
+            return self._splitters[split_special].split(text)
         return [(0, len(text), None)] if text else []
 
-    def _ids(self, text: str, prefix: bool) -> list[int]:
+    def _ids(self, text: str, prefix: bool, split_special: bool = False) -> list[int]:
         cache, bpe, out = self._bpe.cache, self._bpe.ids, []
-        for s, e, tid in self._segments(text):
+        for s, e, tid in self._segments(text, split_special):
             if tid is not None:
                 out.append(tid)
                 continue
@@ -161,12 +166,12 @@ class RobertaTokenizer(RobertaTokenizerBase):
                 out.extend(hit if hit is not None else bpe(piece))
         return out
 
-    def _details(self, text, prefix: bool, pretok: bool):
+    def _details(self, text, prefix: bool, pretok: bool, split_special: bool = False):
         if not pretok:
-            return self._details_one(text, prefix, prefix)
+            return self._details_one(text, prefix, prefix, split_special)
         toks, offs, wids = [], [], []
         for w, word in enumerate(text):
-            t, o, _ = self._details_one(word, True, True)
+            t, o, _ = self._details_one(word, True, True, split_special)
             toks += t
             offs += o
             wids += [w] * len(t)
@@ -192,12 +197,12 @@ class RobertaTokenizer(RobertaTokenizerBase):
                 self._layout_cache[piece] = hit
         return hit
 
-    def _details_one(self, text: str, prefix: bool, trim_prefix: bool):
+    def _details_one(self, text: str, prefix: bool, trim_prefix: bool, split_special: bool = False):
         """Token strings, char offsets (trimmed like Rust's post-processor) and word ids (one word per regex
         piece or added token) of one text."""
         toks, offs, wids, word = [], [], [], 0
         trim, layout = self.trim_offsets, self._piece_layout
-        for s, e, tid in self._segments(text):
+        for s, e, tid in self._segments(text, split_special):
             if tid is not None:
                 t = text[s:e]
                 if trim:
