@@ -127,4 +127,25 @@ def test_export_refuses_bad_requests(tmp_path):
         export_onnx(_tiny(RobertaForMaskedLM), tmp_path, quantize="int4")
     with pytest.raises(ValueError, match="ONNX cannot express"):
         export_onnx(quantize(_tiny(RobertaForMaskedLM), "int8"), tmp_path)
-    assert not list(tmp_path.iterdir())
+    # refused before any work: an opset torch would silently raise to 18 (after an internal traceback), a
+    # negative or NaN tolerance (no export could pass it), an output folder that is a file (was: File exists, after)
+    with pytest.raises(ValueError, match="opset must be an integer >= 18 .* got 3"):
+        export_onnx(_tiny(RobertaForMaskedLM), tmp_path, opset=3)
+    for atol in (-1, float("nan")):
+        with pytest.raises(ValueError, match=f"atol must be a finite number >= 0, got {atol}"):
+            export_onnx(_tiny(RobertaForMaskedLM), tmp_path, atol=atol)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(NotADirectoryError, match=f"output folder {tmp_path / 'file'} is a file"):
+        export_onnx(_tiny(RobertaForMaskedLM), tmp_path / "file")
+    assert [p.name for p in tmp_path.iterdir()] == ["file"]
+
+
+def test_export_sweeps_a_killed_exports_temp_folder(tmp_path):
+    _needs_onnx()
+    from roberta.export import export_onnx
+    from roberta.modeling import RobertaForMaskedLM
+
+    (tmp_path / ".tmp-export-dead1234").mkdir()
+    (tmp_path / ".tmp-export-dead1234" / ".writer.lock").write_text("")  # its writer is gone: the lock is free
+    export_onnx(_tiny(RobertaForMaskedLM), tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["config.json", "model.onnx"]

@@ -96,6 +96,9 @@ def test_serve_flags_are_checked_before_anything_loads():
     result = subprocess.run([*roberta_command(), "serve", "--task", "fill-mask", "--max-batch-size", "0"],
                             capture_output=True, text=True, env={**os.environ, **ENV}, timeout=120)
     assert result.returncode == 2 and "--max-batch-size must be at least 1 (got 0)" in result.stderr
+    result = subprocess.run([*roberta_command(), "serve", "--task", "fill-mask", "--port", "99999"],
+                            capture_output=True, text=True, env={**os.environ, **ENV}, timeout=120)
+    assert result.returncode == 2 and "--port must be 0..65535 (got 99999)" in result.stderr
 
 
 def test_a_model_that_cannot_load_stops_the_server_with_the_reason(tmp_path):
@@ -106,3 +109,4 @@ def test_a_model_that_cannot_load_stops_the_server_with_the_reason(tmp_path):
     assert result.returncode == 2, result.stderr[-2000:]  # as `roberta run` with that --model
     last = result.stderr.strip().splitlines()[-1]
     assert last.startswith(f"roberta serve: error: '{missing}' is neither an existing folder nor a valid hub id"), last
+    assert "Traceback" not in result.stderr  # the server log says it in one line too

@@ -17,15 +17,18 @@ from __future__ import annotations
 
 import argparse
 import logging
+import math
 import os
-import shutil
+import re
 import sys
-import tempfile
 from dataclasses import dataclass
 
-from ._io import move_into_place, publish_modes
+from ._io import held_temp_dir, move_into_place, publish_modes, sweep_abandoned_temp_dirs
 
 logger = logging.getLogger(__name__)
+
+MIN_OPSET = 18  # the oldest opset torch's dynamo ONNX exporter writes
+_TEMP_RE = re.compile(r"^\.tmp-export-[a-z0-9_]{8}$")
 
 # task -> the output fields the exported graph returns, in order
 TASK_OUTPUTS = {
@@ -122,6 +125,13 @@ def export_onnx(model, output_dir, task: str = "fill-mask", tokenizer=None, quan
         task = normalize_task(task)  # aliases (ner, sentiment-analysis); KeyError names the tasks
     if quantize not in (None, "int8"):
         raise ValueError(f"quantize={quantize!r}: only 'int8' (onnxruntime dynamic int8) is supported")
+    if isinstance(opset, bool) or not isinstance(opset, int) or opset < MIN_OPSET:
+        raise ValueError(f"opset must be an integer >= {MIN_OPSET} (torch's ONNX exporter writes opset {MIN_OPSET} "
+                         f"and newer; an older one is silently written as {MIN_OPSET}), got {opset!r}")
+    if not (isinstance(atol, (int, float)) and math.isfinite(atol) and atol >= 0):
+        raise ValueError(f"atol must be a finite number >= 0, got {atol!r}")
+    if os.path.exists(output_dir) and not os.path.isdir(output_dir):  # found before the export, not after
+        raise NotADirectoryError(f"output folder {os.fspath(output_dir)} is a file")
     _require("onnx")
     ort = _require("onnxruntime")
     model, tokenizer = _load(model, task, tokenizer)
@@ -138,8 +148,8 @@ def export_onnx(model, output_dir, task: str = "fill-mask", tokenizer=None, quan
     example = check_batch(model.config, 2, min(16, limit), seed=0)
     output_dir = os.fspath(output_dir)
     os.makedirs(output_dir, exist_ok=True)
-    tmp = tempfile.mkdtemp(prefix=".tmp-export-", dir=output_dir)
-    try:
+    sweep_abandoned_temp_dirs(output_dir, _TEMP_RE)  # left by an export killed here
+    with held_temp_dir(".tmp-export-", output_dir) as tmp:
         path = os.path.join(tmp, "model.onnx")
         batch, seq = torch.export.Dim("batch"), torch.export.Dim("sequence", max=limit)
         with torch.no_grad():
@@ -158,8 +168,6 @@ def export_onnx(model, output_dir, task: str = "fill-mask", tokenizer=None, quan
         model.config.to_json_file(os.path.join(output_dir, "config.json"))
         if tokenizer is not None:
             tokenizer.save_pretrained(output_dir)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     logger.info("Exported %s (%s) to %s; onnxruntime vs eager max abs diff %.3g", task, quantize or "float32",
                 final, diff)
     return ExportResult(final, diff, names, quantize)

@@ -151,7 +151,10 @@ def create_app(task: str, model=None, *, pipeline=None, tokenizer=None, device=N
             logger.info("%s model loaded; ready", task)
         except Exception as err:  # /health keeps answering 503 with the reason; the log says why
             state.failed = f"the model failed to load: {err}"
-            logger.exception("loading the %s model failed", task)
+            # bad input (a missing folder, a corrupt file) is said in one line; a traceback for the unexpected
+            expected = isinstance(err, (OSError, ValueError, KeyError, TypeError, ImportError))
+            logger.error("loading the %s model failed: %s", task, err,
+                         exc_info=not expected or logger.isEnabledFor(logging.DEBUG))
             if on_load_failure is not None:
                 on_load_failure(err)
 

@@ -61,6 +61,8 @@ def serve_command(args) -> int:
     task = normalize_task(args.task)
     if args.model is None and task != "fill-mask":
         raise ValueError(f"--model is required for {args.task} (only fill-mask has a default model)")
+    if not 0 <= args.port <= 65535:  # uvicorn would report 'running' on it, then never accept
+        raise ValueError(f"--port must be 0..65535 (got {args.port})")
     for name in ("max_batch_size", "max_queue", "max_inputs", "max_body_bytes", "workers", "threads"):
         if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be at least 1 (got {getattr(args, name)})")
