@@ -203,15 +203,11 @@ def test_bad_inputs_raise_clear_errors(tf_models):
 
 
 def test_import_roberta_does_not_import_tensorflow_and_missing_tf_names_the_extra():
-    import subprocess
-    import sys
+    from _lazy_extras import missing_extra_message
 
-    code = ("import sys, roberta; roberta.RobertaConfig; "
-            "assert 'tensorflow' not in sys.modules and 'keras' not in sys.modules\n"
-            "sys.modules['tensorflow'] = None\n"
-            "try:\n    roberta.TFRobertaModel\nexcept ImportError as e:\n    print(e)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip() == "The TFRoberta* classes need TensorFlow: pip install 'roberta[tf]'"
+    out = missing_extra_message("roberta.TFRobertaModel", ["tensorflow", "keras"], "tensorflow",
+                                before="roberta.RobertaConfig")
+    assert out == "The TFRoberta* classes need TensorFlow: pip install 'roberta[tf]'"
 
 
 def test_tf_package_never_imports_torch():

@@ -97,11 +97,8 @@ def test_other_models_keep_transformers_behaviour(tmp_path):
 
 
 def test_import_roberta_does_not_import_it_and_a_missing_transformers_names_the_extra():
-    import subprocess
-    import sys
+    from _lazy_extras import missing_extra_message
 
-    code = ("import sys; import roberta, roberta.modeling; assert 'roberta.integrations' not in sys.modules; "
-            "assert 'transformers' not in sys.modules; sys.modules['transformers'] = None\n"
-            "try:\n    import roberta.integrations\nexcept ImportError as e:\n    print(e)")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    out = missing_extra_message("import roberta.integrations", ["roberta.integrations", "transformers"],
+                                "transformers", before="import roberta.modeling")
     assert "pip install 'roberta[trainer]'" in out
