@@ -87,6 +87,11 @@ def evaluate(model, tokenizer, files, block_size: int = 128, mlm_probability: fl
     return {**figures, "perplexity": math.exp(figures["loss"]), **unigram_baseline(batches, tokenizer)}
 
 
+EVERYDAY_SENTENCES = ["She was very <mask> to see her sister again.", "The <mask> is on the table.",
+                      "He opened the <mask> and walked in.", "They <mask> to the city last year.",
+                      "I have two brothers and one <mask>."]
+
+
 def fill_mask_top5(model, tokenizer, text: str = "I love using <mask> for NLP tasks!") -> list[tuple[str, float]]:
     """(decoded token, probability) for the 5 best fillers of the single <mask> in `text`."""
     enc = tokenizer(text, return_tensors="pt")
@@ -132,6 +137,7 @@ def main(argv=None) -> int:
                                  args.batch_size, args.packing, args.mask_replace_prob, args.random_replace_prob)
         result["ngram"] = embedded_ngram.evaluate(left, right, batches)
     result["fill_mask"] = fill_mask_top5(model, tokenizer)
+    result["fill_mask_everyday"] = {text: fill_mask_top5(model, tokenizer, text) for text in EVERYDAY_SENTENCES}
     result["settings"] = {**kw, "files": [Path(f).name for f in args.heldout],
                           "parameters": sum(p.numel() for p in model.parameters())}
     return report(result, args.json)

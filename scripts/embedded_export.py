@@ -28,6 +28,8 @@ def export(src: Path, dest: Path, fp16: bool = True) -> Path:
     if fp16:
         state = {k: v.half() if v.is_floating_point() else v for k, v in state.items()}
     config["dtype"] = "float32"
+    # a pretraining phase may run without dropout; fine-tuning the shipped model gets RoBERTa's default
+    config["hidden_dropout_prob"] = config["attention_probs_dropout_prob"] = 0.1
     config.pop("torch_dtype", None)
     tmp = dest.with_name(dest.name + ".tmp")
     shutil.rmtree(tmp, ignore_errors=True)

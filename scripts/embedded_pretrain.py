@@ -186,6 +186,7 @@ def main(argv=None) -> int:
     phase = {"steps": steps, "train_seconds": round(seconds), "peak_lr": args.lr, "warmup_steps": args.warmup_steps,
              "dropout": args.dropout, "seed": args.seed, "packing": args.packing,
              "mask_replace_prob": args.mask_replace_prob, "random_replace_prob": args.random_replace_prob,
+             "batch_size": args.batch_size, "block_size": args.block_size,
              "note": "weights of the previous phase, fresh AdamW state, new data order and masks"
              if args.init_from else "from scratch"}
     previous = Path(args.init_from or "") / "training_state.json"
@@ -196,7 +197,10 @@ def main(argv=None) -> int:
                                                                        "warmup_steps", "seed")}]
         phases = phases + [phase]
     total_steps = sum(p["steps"] for p in phases)
-    state = {"steps": total_steps, "tokens_seen": total_steps * args.batch_size * args.block_size,
+    # a phase record without batch/block sizes (an older run's) is taken to have used this run's
+    tokens_seen = sum(p["steps"] * p.get("batch_size", args.batch_size) * p.get("block_size", args.block_size)
+                      for p in phases)
+    state = {"steps": total_steps, "tokens_seen": tokens_seen,
              "train_seconds": sum(p["train_seconds"] for p in phases), "train_tokens": train_tokens,
              "final_train_loss": metrics.get("train_loss"),
              "batch_size": args.batch_size, "block_size": args.block_size, "peak_lr": args.lr,
