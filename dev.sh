@@ -47,7 +47,7 @@ case "${1:-}" in
     echo "I love using <mask> for NLP tasks!" | "$VENV/bin/roberta" run --task fill-mask --device cpu
     ;;
   test)
-    setup "test,clients,flax,tf,serve,ray,onnx"   # the whole suite: every optional extra
+    setup "test,clients,flax,tf,serve,ray,onnx,trainer"   # the whole suite: every optional extra
     ensure_browser
     # The newest `tokenizers` beside the venv (transformers 4.57 pins an older one): our tokenizers are
     # tested under it in a subprocess (tests/test_tokenization_robustness.py).
