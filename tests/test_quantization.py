@@ -175,7 +175,8 @@ def test_saved_int8_model_loads_without_requantizing(tmp_path, monkeypatch):
 
 # ---- accuracy gates on the embedded model and held-out text (issue 15) -----------------------------------
 def heldout_batches(tokenizer):
-    """Masked blocks of the held-out sample, exactly as scripts/embedded_eval.py builds them (15%, seed 0)."""
+    """Masked examples of the held-out sample as the embedded model was trained and is evaluated (one sentence per
+    example, 15% selected, all made <mask>, seed 0), exactly as scripts/embedded_eval.py builds them."""
     import importlib.util
     from pathlib import Path
 
@@ -184,7 +185,8 @@ def heldout_batches(tokenizer):
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     sample = Path(__file__).resolve().parent / "data" / "embedded_heldout_sample.txt"
-    return list(module.masked_batches([sample], tokenizer, 128, 0.15, 0, 32))
+    return list(module.masked_batches([sample], tokenizer, 64, 0.15, 0, 32, packing="lines", mask_replace_prob=1.0,
+                                      random_replace_prob=0.0))
 
 
 def masked_agreement(reference, candidate, batches) -> tuple[int, float, float]:
