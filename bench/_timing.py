@@ -23,16 +23,19 @@ def parse_shapes(values: list[str]) -> list[tuple[int, int]]:
     return shapes
 
 
-def interleaved(fns: dict, rounds: int) -> dict[str, list[float]]:
-    """Seconds per call of each zero-argument callable, `rounds` times; every round runs each once, back to back,
-    in an order rotated every round. Warm up (compile) before calling this."""
+def interleaved(fns: dict, rounds: int, clock=CLOCK, warmup: int = 0) -> dict[str, list[float]]:
+    """Seconds (by `clock`) per call of each zero-argument callable, `rounds` times; every round runs each once,
+    back to back, in an order rotated every round, after `warmup` untimed calls of each."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
     times = {name: [] for name in fns}
     names = list(fns)
     for r in range(rounds):
         for name in names[r % len(names):] + names[:r % len(names)]:
-            start = CLOCK()
+            start = clock()
             fns[name]()
-            times[name].append(CLOCK() - start)
+            times[name].append(clock() - start)
     return times
 
 

@@ -6,7 +6,7 @@ Prints the CPU's features first (torch's capability queries), then:
 2. RobertaModel forward at BxT (default 32x128), roberta-base shape (hidden 768, 12 heads, FFN 3072, vocab 50265;
    --layers of them, random weights shared by both libraries): ours float32 (packed), ours bf16 as
    from_pretrained(dtype=bfloat16) packs it on this CPU, ours bf16 forced to the no-native-bf16 path
-   (float32 compute), transformers float32 and bf16. Interleaved rounds (order flipped each round), the median
+   (float32 compute), transformers float32 and bf16. Interleaved rounds (order rotated each round), the median
    per variant, and the fraction of the same run's GEMM ceiling.
 3. fill-mask pipeline at batch 32 on bench_pipelines' mixed-length workload (5-200 words, one <mask>): ours
    float32, ours int8 (quantization_config="int8"), and ONNX Runtime int8 (`roberta export --quantize int8` of the
@@ -41,6 +41,7 @@ import torch
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _timing  # noqa: E402  (bench/, beside this script)
 BASE = REPO.parent / "shared" / "data" / "roberta-base"
 CLOCK = time.process_time
 
@@ -59,17 +60,8 @@ def cpu_features() -> str:
 
 
 def rounds(fns: dict, n: int, warmup: int = 1) -> dict:
-    """Median CPU seconds per callable, interleaved (order flipped every round)."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times = {k: [] for k in fns}
-    names = list(fns)
-    for r in range(n):
-        for k in (names if r % 2 == 0 else names[::-1]):
-            t0 = CLOCK()
-            fns[k]()
-            times[k].append(CLOCK() - t0)
+    """Median CPU seconds per callable, interleaved (order rotated every round)."""
+    times = _timing.interleaved(fns, n, clock=CLOCK, warmup=warmup)
     return {k: statistics.median(v) for k, v in times.items()}
 
 

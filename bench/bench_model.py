@@ -27,6 +27,7 @@ import torch
 import transformers
 
 import roberta.modeling as ours_mod
+import _timing  # bench/, beside this script
 from roberta.config import RobertaConfig
 
 MODELS = {"model": "RobertaModel", "mlm": "RobertaForMaskedLM", "seqcls": "RobertaForSequenceClassification"}
@@ -91,16 +92,7 @@ def interleaved(fns: dict, repeats: int, warmup: int) -> dict:
     The clock is this process's CPU time (time.process_time): on a machine shared with other jobs, wall time
     mostly measures how long we waited for a core; CPU time measures the work (with 1 thread, equal to the
     wall time on an idle machine)."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    times = {k: [] for k in fns}
-    names = list(fns)
-    for r in range(repeats):
-        for k in (names if r % 2 == 0 else names[::-1]):
-            t0 = CLOCK()
-            fns[k]()
-            times[k].append(CLOCK() - t0)
+    times = _timing.interleaved(fns, repeats, clock=CLOCK, warmup=warmup)
     out = {k: statistics.median(v) for k, v in times.items()} | {f"{k}_min": min(v) for k, v in times.items()}
     if {"theirs", "ours"} <= set(times):
         ratios = [t / o for t, o in zip(times["theirs"], times["ours"])]
