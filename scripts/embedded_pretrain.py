@@ -139,6 +139,7 @@ def main(argv=None) -> int:
     ap.add_argument("--mask-replace-prob", type=float, default=0.8, help="share of selected tokens made <mask>")
     ap.add_argument("--random-replace-prob", type=float, default=0.1, help="share made a random token")
     ap.add_argument("--packing", choices=("full-sentences", "lines"), default="full-sentences")
+    ap.add_argument("--group-by-length", action="store_true", help="batches of sentences of similar length")
     ap.add_argument("--eval", nargs="*", default=None, help="held-out text for the order probe")
     ap.add_argument("--probe-steps", type=int, default=None, help="log held-out accuracy and order gain every N steps")
     ap.add_argument("--init-from", default=None,
@@ -173,7 +174,7 @@ def main(argv=None) -> int:
         weight_decay=0.01, max_grad_norm=1.0, seed=args.seed, bf16=args.bf16, log_every=25,
         cache_dir=args.cache_dir, device=args.device, show_progress=False,
         mask_replace_prob=args.mask_replace_prob, random_replace_prob=args.random_replace_prob,
-        packing=args.packing, probe_steps=args.probe_steps,
+        packing=args.packing, group_by_length=args.group_by_length, probe_steps=args.probe_steps,
         eval_files=[Path(f) for f in args.eval] if args.eval else None,
         callbacks=[budget, AdaptiveThreads(args.threads), TrimHeap()],
     )

@@ -104,8 +104,8 @@ def test_lines_packing_keeps_each_document_alone(tok, tmp_path):
         build_pretraining_dataset(path, tok, block_size=32, cache_dir=tmp_path / "c", packing="sentences")
 
 
-@pytest.mark.parametrize("packing", ["lines", "full-sentences"])
-def test_training_batches_decode_back_to_the_source_text(tok, tmp_path, packing):
+@pytest.mark.parametrize("packing,group_by_length", [("lines", False), ("lines", True), ("full-sentences", False)])
+def test_training_batches_decode_back_to_the_source_text(tok, tmp_path, packing, group_by_length):
     """Nothing between the text file and the model reorders tokens: every row the model is fed (tokenize,
     cache, pack, shuffle, collate, mask), with its masked positions restored from the labels, decodes to a
     line of the corpus (lines) or to a piece of the corpus stream (full-sentences)."""
@@ -123,7 +123,8 @@ def test_training_batches_decode_back_to_the_source_text(tok, tmp_path, packing)
     config = RobertaConfig(vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
                            intermediate_size=32, max_position_embeddings=30, type_vocab_size=1)
     args = TrainingArguments(output_dir=str(tmp_path / "out"), per_device_train_batch_size=8, max_steps=6,
-                             logging_steps=100, seed=0, disable_tqdm=True, device="cpu")
+                             logging_steps=100, seed=0, disable_tqdm=True, device="cpu",
+                             group_by_length=group_by_length)
     trainer = Trainer(RobertaForMaskedLM(config), args, train_dataset=data, task="mlm",
                       data_collator=DataCollatorForLanguageModeling(tok, mask_replace_prob=1.0,
                                                                     random_replace_prob=0.0, seed=0))
@@ -149,3 +150,6 @@ def test_training_batches_decode_back_to_the_source_text(tok, tmp_path, packing)
             pieces = [p.strip() for p in tok.decode(row).replace("<pad>", "").split("</s>")]
             assert all(p.replace("<s>", "").strip() in stream for p in pieces)
     assert len({tuple(r) for r in rows}) > 8  # the sampler shuffles across the corpus, not one row again
+    if group_by_length:  # a batch's sentences are alike in length: little padding
+        pad = sum(int((b == tok.pad_token_id).sum()) for b in fed) / sum(b.numel() for b in fed)
+        assert pad < 0.1, pad

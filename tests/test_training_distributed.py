@@ -128,6 +128,32 @@ def test_sharded_sampler_is_a_deterministic_partition():
     assert all(len(p) == 1 for p in tiny)  # fewer items than ranks still gives every rank one
 
 
+
+def test_group_by_length_batches_examples_of_alike_length():
+    from roberta.training.distributed import ShardedSampler
+
+    lengths = [(7 * i) % 40 for i in range(40)]  # a permutation of 0..39: item i has length lengths[i]
+    sampler = ShardedSampler(40, seed=5, lengths=lengths, batch_size=4)
+    order = sampler.indices()
+    assert sorted(order) == list(range(40))  # every example once per epoch
+    batches = [sorted(lengths[i] for i in order[k:k + 4]) for k in range(0, 40, 4)]
+    # One mega-batch holds the whole epoch here, so each batch is four consecutive lengths.
+    assert sorted(batches) == [list(range(k, k + 4)) for k in range(0, 40, 4)]
+    assert batches != sorted(batches, reverse=True)  # the batches themselves come in a shuffled order
+    again = ShardedSampler(40, seed=5, lengths=lengths, batch_size=4)
+    again.set_epoch(0, start=6)
+    assert list(again) == order[6:]  # resumable: f(seed, epoch)
+    again.set_epoch(1)
+    assert again.indices() != order
+    # Two ranks: each rank's micro-batch of 2 comes from the same global batch of 4.
+    ranks = [ShardedSampler(40, r, 2, seed=5, lengths=lengths, batch_size=2).indices() for r in range(2)]
+    for k in range(0, 20, 2):
+        four = sorted(lengths[i] for i in ranks[0][k:k + 2] + ranks[1][k:k + 2])
+        assert four == list(range(four[0], four[0] + 4))
+    with pytest.raises(ValueError, match="lengths has 3 entries for a dataset of 40"):
+        ShardedSampler(40, lengths=[1, 2, 3])
+
+
 @pytest.mark.xdist_group("local-ports")
 def test_torchrun_two_nodes_run_the_pretrain_command(tmp_path):
     """Multi-node as torchrun launches it: two `torchrun --nnodes=2 --node_rank=N` launchers on this machine

@@ -122,6 +122,8 @@ def _add_pretrain(sub) -> None:
                    help="share of selected tokens made a random token (default 0.1); the rest stay unchanged")
     p.add_argument("--packing", choices=("full-sentences", "lines"), default="full-sentences",
                    help="full-sentences: blocks cross documents (RoBERTa); lines: one example per line, no packing")
+    p.add_argument("--group-by-length", action="store_true",
+                   help="batches of examples of similar length (less padding; useful with --packing lines)")
     p.add_argument("--probe-steps", type=int, default=None,
                    help="every N steps log held-out masked accuracy and order gain (needs --eval-files)")
     p.add_argument("--cache-dir", default=None, help="tokenized-corpus cache (default ~/.cache/roberta/tokenized or $ROBERTA_CACHE)")
@@ -139,7 +141,8 @@ def _run_pretrain(args) -> int:
         eval_files=args.eval_files, max_seq_len=args.max_seq_len, hidden_size=args.hidden_size,
         num_layers=args.num_layers, num_heads=args.num_heads, intermediate_size=args.intermediate_size,
         dropout=args.dropout, mlm_probability=args.mlm_probability, mask_replace_prob=args.mask_replace_prob,
-        random_replace_prob=args.random_replace_prob, packing=args.packing, probe_steps=args.probe_steps,
+        random_replace_prob=args.random_replace_prob, packing=args.packing, group_by_length=args.group_by_length,
+        probe_steps=args.probe_steps,
         cache_dir=args.cache_dir, **_trainer_kwargs(args))
     cleanup()
     return _print(result)

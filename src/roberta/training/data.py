@@ -232,6 +232,11 @@ class LineDataset(torch.utils.data.Dataset):
     def __len__(self) -> int:
         return len(self.starts)
 
+    @property
+    def lengths(self) -> np.ndarray:
+        """(N,) tokens per example, `<s>` and `</s>` included (for group_by_length batching)."""
+        return self.ends - self.starts + 2
+
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         if not -len(self) <= index < len(self):
             raise IndexError(f"example {index} out of range for {len(self)} examples")

@@ -89,11 +89,16 @@ class ShardedSampler(torch.utils.data.Sampler):
     which is how a resumed run continues mid-epoch without reading the skipped data.
     """
 
-    def __init__(self, length: int, rank: int = 0, world_size: int = 1, shuffle: bool = True, seed: int = 0):
+    def __init__(self, length: int, rank: int = 0, world_size: int = 1, shuffle: bool = True, seed: int = 0,
+                 lengths=None, batch_size: int = 1):
         if length <= 0:
             raise ValueError("cannot sample from an empty dataset")
+        if lengths is not None and len(lengths) != length:
+            raise ValueError(f"lengths has {len(lengths)} entries for a dataset of {length} items")
         self.length, self.rank, self.world_size = length, rank, world_size
         self.shuffle, self.seed = shuffle, seed
+        self.lengths = None if lengths is None else torch.as_tensor(lengths, dtype=torch.long)  # (N,)
+        self.batch_size = batch_size
         self.epoch, self.start = 0, 0
         self.per_rank = math.ceil(length / world_size)
 
@@ -104,12 +109,33 @@ class ShardedSampler(torch.utils.data.Sampler):
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed + self.epoch)
             order = torch.randperm(self.length, generator=g).tolist()
+            if self.lengths is not None:
+                order = self._group_by_length(order, g)
         else:
             order = list(range(self.length))
         total = self.per_rank * self.world_size
         while len(order) < total:  # (a loop: a dataset smaller than the world size repeats more than once)
             order += order[: total - len(order)]
         return order[self.rank:total:self.world_size]
+
+    def _group_by_length(self, order: list[int], g: torch.Generator) -> list[int]:
+        """transformers' `group_by_length`: batches of similar lengths, so padding wastes little compute.
+
+        The shuffled order is cut into mega-batches of 50 global batches, each sorted by length (longest
+        first) and cut into global batches (rank r then takes every world-th item of each); the batches are
+        then shuffled, so a step's length is random while its examples are alike. Still f(seed, epoch).
+        """
+        step = self.batch_size * self.world_size
+        mega = step * 50
+        batches = []
+        for i in range(0, len(order), mega):
+            chunk = torch.tensor(order[i:i + mega])
+            chunk = chunk[torch.argsort(self.lengths[chunk], descending=True, stable=True)].tolist()
+            batches += [chunk[k:k + step] for k in range(0, len(chunk), step)]
+        # The last, possibly short batch stays last: a short batch mid-epoch would upset the per-rank split.
+        head, tail = batches[:-1], batches[-1:]
+        head = [head[k] for k in torch.randperm(len(head), generator=g).tolist()]
+        return [j for batch in head + tail for j in batch]
 
     def __iter__(self):
         return iter(self.indices()[self.start:])

@@ -72,6 +72,7 @@ def pretrain(train_files, tokenizer, output_dir, *, config=None, model=None, eva
              save_steps: int | None = None, save_total_limit: int | None = None, resume=False,
              overwrite: bool = False, log_every: int = 50, num_workers: int = 0, mlm_probability: float = 0.15,
              mask_replace_prob: float = 0.8, random_replace_prob: float = 0.1, packing: str = "full-sentences",
+             group_by_length: bool = False,
              probe_steps: int | None = None, cache_dir=None, text_column: str = "text", device: str | None = None,
              show_progress: bool = True, callbacks=None) -> dict:
     """Pretrain a RobertaForMaskedLM with dynamic masking and save it (HF layout) to `output_dir`.
@@ -83,7 +84,8 @@ def pretrain(train_files, tokenizer, output_dir, *, config=None, model=None, eva
     in an output_dir holding an earlier run (otherwise refused, see training/runs.py). mask_replace_prob /
     random_replace_prob: of the selected tokens, the share made `<mask>` / a random token (RoBERTa 0.8 / 0.1;
     1.0 / 0.0 never rewards copying the visible token). packing: "full-sentences" (blocks across documents,
-    RoBERTa) or "lines" (one example per line, for a sentence-per-line corpus). probe_steps: every N steps,
+    RoBERTa) or "lines" (one example per line, for a sentence-per-line corpus). group_by_length: batches of
+    examples of similar length (with "lines", padding otherwise wastes most of a batch of sentences). probe_steps: every N steps,
     log masked accuracy and order gain on the first 256 eval examples (needs eval_files; see mlm_eval).
     Returns the final metrics.
     """
@@ -136,9 +138,11 @@ def pretrain(train_files, tokenizer, output_dir, *, config=None, model=None, eva
         max_steps=max_steps, warmup_steps=warmup_steps, warmup_ratio=0.0 if warmup_steps else warmup_ratio,
         logging_steps=log_every, eval_steps=eval_steps, save_steps=save_steps, save_total_limit=save_total_limit,
         seed=seed, bf16=bf16, fp16=fp16, torch_compile=compile, dataloader_num_workers=num_workers,
+        group_by_length=group_by_length,
         disable_tqdm=not show_progress, device=device, overwrite_output_dir=overwrite,
         extra={"task": "mlm", "max_seq_len": max_seq_len, "mlm_probability": mlm_probability,
-               "mask_replace_prob": mask_replace_prob, "random_replace_prob": random_replace_prob, "packing": packing},
+               "mask_replace_prob": mask_replace_prob, "random_replace_prob": random_replace_prob, "packing": packing,
+               "group_by_length": group_by_length},
     )
     masking = dict(mlm_probability=mlm_probability, mask_replace_prob=mask_replace_prob,
                    random_replace_prob=random_replace_prob)

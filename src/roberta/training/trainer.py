@@ -64,6 +64,7 @@ class TrainingArguments:
     bf16: bool = False
     fp16: bool = False
     torch_compile: bool = False
+    group_by_length: bool = False  # batches of similar lengths (less padding); the dataset's `lengths` if it has them
     dataloader_num_workers: int = 0
     disable_tqdm: bool = False
     device: str | None = None  # default: cuda:LOCAL_RANK when available, else cpu
@@ -126,6 +127,19 @@ def _adamw(groups, **kwargs) -> torch.optim.AdamW:
         return torch.optim.AdamW(groups, fused=True, **kwargs)
     except (RuntimeError, TypeError, ValueError):  # older torch, or a device/dtype without a fused kernel
         return torch.optim.AdamW(groups, **kwargs)
+
+
+def _example_lengths(dataset) -> list[int]:
+    """Token counts for group_by_length: the dataset's own `lengths` when it has them (LineDataset), else
+    len(input_ids) of every item (one pass over the data, as transformers' LengthGroupedSampler does)."""
+    lengths = getattr(dataset, "lengths", None)
+    if lengths is None:
+        try:
+            lengths = [len(dataset[i]["input_ids"]) for i in range(len(dataset))]
+        except (KeyError, TypeError) as e:
+            raise ValueError("group_by_length needs items with input_ids (or a dataset with a `lengths` "
+                             f"attribute): {e!r}") from None
+    return lengths
 
 
 def _count_items(batch: dict) -> int:
@@ -261,7 +275,9 @@ class Trainer:
         if self.train_dataset is None:
             raise ValueError("Trainer.train needs a train_dataset")
         bs, accum = args.per_device_train_batch_size, args.gradient_accumulation_steps
-        sampler = ShardedSampler(len(self.train_dataset), info.rank, info.world_size, shuffle=True, seed=args.seed)
+        lengths = _example_lengths(self.train_dataset) if args.group_by_length else None
+        sampler = ShardedSampler(len(self.train_dataset), info.rank, info.world_size, shuffle=True, seed=args.seed,
+                                 lengths=lengths, batch_size=bs)
         micro_per_epoch = math.ceil(sampler.per_rank / bs)
         steps_per_epoch = math.ceil(micro_per_epoch / accum)
         total = args.max_steps if args.max_steps > 0 else math.ceil(args.num_train_epochs * steps_per_epoch)
