@@ -12,6 +12,7 @@
 #        roberta    RoBERTa's: 128-token blocks packed across lines, 80/10/10 replacement of the 15% selected;
 #        sentences  one sentence per example (packing "lines", <= 64 tokens), every selected token made <mask>
 #                   (no random/unchanged replacement), the held-out order probe logged every 200 steps;
+#        grouped    sentences, in batches of sentences of similar length (--group-by-length: ~2.5x the steps);
 #   5. export (fp16 weights, model_max_length 128) into the package      (scripts/embedded_export.py);
 #   6. evaluate it on the held-out sentences (15% masking, all <mask>, seed 0) with the bidirectional
 #      Kneser-Ney trigram baseline                                      (scripts/embedded_eval.py,
@@ -62,10 +63,11 @@ for phase in $PHASES; do
     case "${recipe:-sentences}" in
         roberta) recipe_args=(--train "$WORK/corpus/train.txt" --block-size 128 --packing full-sentences
                               --mask-replace-prob 0.8 --random-replace-prob 0.1 --eval "$WORK/corpus/heldout.txt") ;;
-        sentences) recipe_args=(--train "$WORK/corpus/train_sentences.txt" --block-size 64 --packing lines
-                                --mask-replace-prob 1.0 --random-replace-prob 0.0
-                                --eval "$WORK/corpus/heldout_sentences.txt") ;;
-        *) echo "phase $n: unknown recipe '$recipe' (roberta or sentences)" >&2; exit 2 ;;
+        sentences|grouped) recipe_args=(--train "$WORK/corpus/train_sentences.txt" --block-size 64 --packing lines
+                                        --mask-replace-prob 1.0 --random-replace-prob 0.0
+                                        --eval "$WORK/corpus/heldout_sentences.txt")
+                           if [ "$recipe" = grouped ]; then recipe_args+=(--group-by-length); fi ;;
+        *) echo "phase $n: unknown recipe '$recipe' (roberta, sentences or grouped)" >&2; exit 2 ;;
     esac
     # shellcheck disable=SC2086
     "$PYTHON" scripts/embedded_pretrain.py "${recipe_args[@]}" --tokenizer "$WORK/tokenizer" \
