@@ -79,7 +79,7 @@ def build_attention_mask(mask: Optional[Tensor], batch: int, query_len: int, pas
     """
     S = key_len if key_len is not None else past_len + query_len
     if mask is not None and mask.dim() == 2:
-        if tuple(mask.shape) != (batch, S):
+        if mask.shape != (batch, S):  # (a torch.Size compares with a tuple; tuple() of a traced shape fails)
             raise ValueError(f"{name} has shape {tuple(mask.shape)} but (batch, keys) = ({batch}, {S}) was expected"
                              + (f" (past length {past_len} + {query_len} new tokens)" if past_len else ""))
         if _all_ones(mask):

@@ -123,8 +123,8 @@ class RobertaForMultipleChoice(RobertaPreTrainedModel):
             raise ValueError("You have to specify either input_ids or inputs_embeds")
         num_choices = input_ids.shape[1] if input_ids is not None else inputs_embeds.shape[1]
 
-        def flat(x, keep):  # (B, num_choices, ...) -> (B * num_choices, ...)
-            return x.reshape(-1, *x.shape[-keep:]) if x is not None else None
+        def flat(x, keep):  # (B, num_choices, ...) -> (B * num_choices, ...): every dim before the last `keep` merged
+            return x.flatten(0, x.dim() - keep - 1) if x is not None else None
 
         flat_ids, flat_embeds = flat(input_ids, 1), flat(inputs_embeds, 2)
         mask = attention_mask
@@ -192,7 +192,8 @@ class RobertaForQuestionAnswering(RobertaPreTrainedModel):
                                output_attentions=output_attentions, output_hidden_states=output_hidden_states,
                                return_dict=True)
         logits = self.qa_outputs(outputs.last_hidden_state)  # (B, T, 2)
-        start_logits, end_logits = (x.squeeze(-1).contiguous() for x in logits.split(1, dim=-1))
+        start_logits, end_logits = logits.split(1, dim=-1)  # unpacked, not iterated: FX tracers can unpack
+        start_logits, end_logits = start_logits.squeeze(-1).contiguous(), end_logits.squeeze(-1).contiguous()
         loss = None
         if start_positions is not None and end_positions is not None:
             if start_positions.dim() > 1:

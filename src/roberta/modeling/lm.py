@@ -153,6 +153,12 @@ def causal_lm_loss(logits: Tensor, labels: Optional[Tensor], num_items_in_batch=
     return loss / num_items_in_batch
 
 
+def _loss_kwargs(num_items_in_batch=None, shift_labels=None, **_ignored):
+    """(num_items_in_batch, shift_labels) from forward's **kwargs. Unpacked with ** rather than read with
+    kwargs.get(): FX tracers (transformers' HFTracer) can unpack a traced **kwargs but not call methods on it."""
+    return num_items_in_batch, shift_labels
+
+
 class RobertaForCausalLM(_LMBase, GenerationMixin):
     def __init__(self, config):
         if not config.is_decoder:
@@ -180,8 +186,8 @@ class RobertaForCausalLM(_LMBase, GenerationMixin):
         logits = self.lm_head(hidden)
         loss = None
         if labels is not None:
-            loss = causal_lm_loss(logits, labels.to(logits.device), kwargs.get("num_items_in_batch"),
-                                  shift_labels=kwargs.get("shift_labels"))
+            num_items_in_batch, shift_labels = _loss_kwargs(**kwargs)
+            loss = causal_lm_loss(logits, labels.to(logits.device), num_items_in_batch, shift_labels=shift_labels)
         out = CausalLMOutputWithCrossAttentions(
             loss=loss, logits=logits, past_key_values=outputs.past_key_values, hidden_states=outputs.hidden_states,
             attentions=outputs.attentions, cross_attentions=outputs.cross_attentions)
