@@ -1,71 +1,52 @@
 """Added tokens (specials and user tokens) and the splitter that cuts them out of text before BPE.
 
+Tokens are `tokenizers.AddedToken` objects, the class transformers uses and re-exports (`roberta.AddedToken` is
+that class too), so what our tokenizers hand out passes users' isinstance checks and compares equal to theirs.
+That class is Rust: not subclassable, lstrip/rstrip/single_word/normalized read-only (content and special are
+writable), equal only to an AddedToken with the same content and flags (never to a str), and an unset
+`normalized` reads as `not special`.
+
 RoBERTa's trap: `<mask>` has lstrip=True, so the whitespace before it belongs to the mask token
 ("Encode <mask> sequence" -> `Encode`, `<mask>`, `Ġsequence`), as in fairseq's fill_mask.
 """
 from __future__ import annotations
 
 import regex
+from tokenizers import AddedToken
+
+# An AddedToken's fields, in the (sorted) order transformers writes them to tokenizer_config.json.
+FIELDS = ("content", "lstrip", "normalized", "rstrip", "single_word", "special")
 
 
-class AddedToken:
-    """A token matched whole in raw text before BPE. Flags as in `tokenizers.AddedToken`:
-    lstrip/rstrip swallow whitespace on that side, single_word only matches outside words,
-    normalized is kept for file round-trips (RoBERTa has no normalizer), special marks it skippable in decode."""
+def as_added_token(token, special: bool = False, **str_flags) -> AddedToken:
+    """What a user or a file gives as a token -> an AddedToken the tokenizer owns (never the caller's object).
 
-    __slots__ = ("content", "single_word", "lstrip", "rstrip", "normalized", "special")
-
-    def __init__(self, content: str, single_word: bool = False, lstrip: bool = False, rstrip: bool = False,
-                 normalized: bool | None = None, special: bool = False):
-        if not isinstance(content, str) or not content:
-            raise ValueError(f"an added token needs non-empty string content, got {content!r}")
-        self.content, self.single_word, self.lstrip, self.rstrip = content, single_word, lstrip, rstrip
-        self.special = special
-        self.normalized = (not special) if normalized is None else normalized
-
-    @classmethod
-    def coerce(cls, token, special: bool = False, **defaults) -> "AddedToken":
-        """Accept a str, our AddedToken, a tokenizers/transformers AddedToken or a dict from a JSON file."""
-        if isinstance(token, cls):
-            return token
-        if isinstance(token, str):
-            return cls(token, special=special, **defaults)
-        if isinstance(token, dict):
-            keys = ("content", "single_word", "lstrip", "rstrip", "normalized", "special")
-            kw = {k: token[k] for k in keys if k in token}
-            kw.setdefault("special", special)
-            return cls(**kw)
-        if hasattr(token, "content"):
-            return cls(token.content, single_word=getattr(token, "single_word", False),
-                       lstrip=getattr(token, "lstrip", False), rstrip=getattr(token, "rstrip", False),
-                       normalized=getattr(token, "normalized", None), special=getattr(token, "special", special))
+    Accepts a str (made with `str_flags`), an AddedToken (tokenizers' or transformers', the same class), a
+    {"content": ..., "lstrip": ...} dict from a JSON file, or any object with those attributes. special=True marks
+    the token special; on a caller's AddedToken that happens in place, as transformers does, so a `normalized` it
+    never set follows to False, as in transformers' fast tokenizer.
+    """
+    if isinstance(token, AddedToken):
+        if special and not token.special:
+            token.special = True
+        return AddedToken(**token.__getstate__())
+    if isinstance(token, str):
+        fields = {"content": token, "special": special, **str_flags}
+    elif isinstance(token, dict):
+        fields = {k: token[k] for k in FIELDS if k in token}
+    elif hasattr(token, "content"):
+        fields = {k: getattr(token, k) for k in FIELDS if getattr(token, k, None) is not None}
+    else:
         raise TypeError(f"special/added tokens must be str or AddedToken, got {type(token).__name__}: {token!r}")
+    if not isinstance(fields.get("content"), str) or not fields["content"]:
+        raise ValueError(f"an added token needs non-empty string content, got {fields.get('content')!r}")
+    fields["special"] = fields.get("special", False) or special
+    return AddedToken(**fields)
 
-    def to_dict(self) -> dict:
-        return {"content": self.content, "lstrip": self.lstrip, "normalized": self.normalized,
-                "rstrip": self.rstrip, "single_word": self.single_word, "special": self.special}
 
-    def __str__(self) -> str:
-        return self.content
-
-    def __repr__(self) -> str:
-        return (f"AddedToken({self.content!r}, rstrip={self.rstrip}, lstrip={self.lstrip}, "
-                f"single_word={self.single_word}, normalized={self.normalized}, special={self.special})")
-
-    def __eq__(self, other) -> bool:
-        if isinstance(other, str):
-            return self.content == other
-        return isinstance(other, AddedToken) and self.to_dict() == other.to_dict()
-
-    def __hash__(self) -> int:
-        return hash(self.content)
-
-    def __getstate__(self):
-        return self.to_dict()
-
-    def __setstate__(self, state):
-        for k, v in state.items():
-            object.__setattr__(self, k, v)
+def token_state(token: AddedToken) -> dict:
+    """The token as written to tokenizer_config.json ({"content": ..., "lstrip": ..., ...}, keys sorted)."""
+    return {k: getattr(token, k) for k in FIELDS}
 
 
 class AddedTokenSplitter:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 import operator
 
-from .added_tokens import AddedToken
+from .added_tokens import AddedToken, as_added_token
 from .bpe import bytes_from_tokens
 from .batch_encoding import BatchEncoding  # noqa: F401  (re-exported: roberta.BatchEncoding resolves here)
 from .encode import EncodeMixin
@@ -18,6 +18,13 @@ from .encode import EncodeMixin
 logger = logging.getLogger(__name__)
 
 SPECIAL_TOKENS_ATTRIBUTES = ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"]
+# Flags of a special token given as a bare string to __init__ or an attribute setter, as transformers'
+# RobertaTokenizer makes them: <mask> swallows the space before it; the others are "normalized" (a no-op here,
+# RoBERTa has no normalizer, but it is what transformers shows and writes for roberta-base's <s>, </s>, ...).
+_FLAGS_FROM_STR = {"mask_token": {"lstrip": True, "normalized": False}}
+_DEFAULT_FLAGS_FROM_STR = {"normalized": True}
+
+
 def clean_up_tokenization(text: str) -> str:
     """transformers' legacy English detokenizer (" ." -> ".", " n't" -> "n't", ...); off by default."""
     for a, b in ((" .", "."), (" ?", "?"), (" !", "!"), (" ,", ","), (" ' ", "'"), (" n't", "n't"), (" 'm", "'m"),
@@ -86,25 +93,23 @@ class RobertaTokenizerBase(EncodeMixin):
         for attr, value in zip(SPECIAL_TOKENS_ATTRIBUTES,
                                (bos_token, eos_token, unk_token, sep_token, pad_token, cls_token, mask_token)):
             self._set_special(attr, value)
-        self._additional = [AddedToken.coerce(t, special=True) for t in (additional_special_tokens or [])]
+        self._additional = [as_added_token(t, special=True) for t in (additional_special_tokens or [])]
         # Saved added tokens first, in id order, so a reload gives each its saved id.
         for tid, tok in sorted((added_tokens_decoder or {}).items()):
-            tok = AddedToken.coerce(tok)
+            tok = as_added_token(tok)
             self._add_tokens([tok], special=tok.special)
             if self._added_ids.get(tok.content) != int(tid):
                 logger.warning("added token %r got id %s, not its saved id %s", tok.content, self._added_ids.get(tok.content), tid)
-        self._add_tokens([t for t in self.all_special_tokens_extended if t.content not in self._added_ids], special=True)
+        # Then the special tokens, unless already there with the same flags (AddedToken equality compares them):
+        # a special given with other flags than the saved token's wins, as in transformers.
+        self._add_tokens([t for t in self.all_special_tokens_extended
+                          if self._added_tokens_decoder.get(self._added_ids.get(t.content)) != t], special=True)
 
     # special tokens ----------------------------------------------------------------------------------
     def _set_special(self, attr: str, value) -> None:
-        if value is None:
-            self._special[attr] = None
-            return
-        # RoBERTa's mask token swallows the space before it, whatever string is assigned (as transformers' fast).
-        default = {"lstrip": True, "normalized": False} if attr == "mask_token" else {}
-        tok = AddedToken.coerce(value, special=True, **default)
-        tok.special = True
-        self._special[attr] = tok
+        """Set a special-token attribute from __init__ or a setter (a string gets RoBERTa's flags for it)."""
+        flags = _FLAGS_FROM_STR.get(attr, _DEFAULT_FLAGS_FROM_STR)
+        self._special[attr] = None if value is None else as_added_token(value, special=True, **flags)
 
     @property
     def additional_special_tokens(self) -> list[str] | None:
@@ -113,7 +118,7 @@ class RobertaTokenizerBase(EncodeMixin):
     @additional_special_tokens.setter
     def additional_special_tokens(self, tokens) -> None:
         """Replace the list (None unsets it); like transformers, this does not add them to the vocabulary."""
-        self._additional = None if tokens is None else [AddedToken.coerce(t, special=True) for t in tokens]
+        self._additional = None if tokens is None else [as_added_token(t, special=True) for t in tokens]
 
     @property
     def additional_special_tokens_ids(self) -> list[int]:
@@ -165,7 +170,8 @@ class RobertaTokenizerBase(EncodeMixin):
     # added tokens ------------------------------------------------------------------------------------
     @property
     def added_tokens_decoder(self) -> dict[int, AddedToken]:
-        return dict(sorted(self._added_tokens_decoder.items()))
+        """{id: AddedToken}; copies (as transformers' fast tokenizer hands out), so changing one changes nothing here."""
+        return {i: as_added_token(t) for i, t in sorted(self._added_tokens_decoder.items())}
 
     @property
     def added_tokens_encoder(self) -> dict[str, int]:
@@ -175,12 +181,7 @@ class RobertaTokenizerBase(EncodeMixin):
         return self.added_tokens_encoder
 
     def _add_tokens(self, tokens, special: bool = False) -> int:
-        toks = []
-        for t in tokens:
-            tok = AddedToken.coerce(t, special=special)
-            if special:
-                tok.special = True
-            toks.append(tok)
+        toks = [as_added_token(t, special=special) for t in tokens]
         if not toks:
             return 0
         before = len(self)
@@ -210,7 +211,7 @@ class RobertaTokenizerBase(EncodeMixin):
             if key == "additional_special_tokens":
                 if not isinstance(value, (list, tuple)):
                     raise TypeError("additional_special_tokens must be a list of tokens")
-                extra = [AddedToken.coerce(t, special=True) for t in value]
+                extra = [as_added_token(t, special=True) for t in value]
                 if replace_additional_special_tokens:
                     self._additional = extra
                 else:
@@ -218,7 +219,8 @@ class RobertaTokenizerBase(EncodeMixin):
                     self._additional = (self._additional or []) + [t for t in extra if t.content not in have]
                 to_add += extra
             elif key in SPECIAL_TOKENS_ATTRIBUTES:
-                self._set_special(key, value)
+                # Unlike __init__ and the setters, a string here gets no RoBERTa flags (<mask> included), as in transformers.
+                self._special[key] = None if value is None else as_added_token(value, special=True)
                 if self._special[key] is not None:
                     to_add.append(self._special[key])
             else:

@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import json
 
-from tokenizers import AddedToken as RustAddedToken
 from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors
 
-from .added_tokens import AddedToken
+from .added_tokens import AddedToken, as_added_token
 from .base import RobertaTokenizerBase
 from .bpe import check_merges, check_vocab, read_merges, read_vocab
 
@@ -63,6 +62,10 @@ class RobertaTokenizerFast(RobertaTokenizerBase):
         backend.no_padding()
         self._backend = backend
         self._variants: dict[bool, Tokenizer] = {}
+        # The added tokens the backend already matches (tokenizer.json's) are ours too, as in transformers, where
+        # the backend is the fast tokenizer's added-token table: one overridden by a keyword stays an added token.
+        if not kwargs.get("added_tokens_decoder"):
+            kwargs["added_tokens_decoder"] = backend.get_added_tokens_decoder()
         super().__init__(errors=errors, bos_token=bos_token, eos_token=eos_token, sep_token=sep_token,
                          cls_token=cls_token, unk_token=unk_token, pad_token=pad_token, mask_token=mask_token,
                          add_prefix_space=add_prefix_space, trim_offsets=trim_offsets, **kwargs)
@@ -118,7 +121,7 @@ class RobertaTokenizerFast(RobertaTokenizerBase):
                               normalized=tok.normalized, special=True)
 
         specials = {attr: renamed(tok) for attr, tok in self._special.items() if tok is not None}
-        additional = [renamed(t) for t in self._additional or []] + [AddedToken.coerce(t, special=True)
+        additional = [renamed(t) for t in self._additional or []] + [as_added_token(t, special=True)
                                                                       for t in new_special_tokens or []]
         # Special tokens keep their relative id order (roberta: <s> 0, <pad> 1, </s> 2, <unk> 3), as in transformers.
         old = sorted((t for t in self.all_special_tokens_extended), key=lambda t: self._one_token_to_id(t.content) or 0)
@@ -178,10 +181,8 @@ class RobertaTokenizerFast(RobertaTokenizerBase):
         return model["vocab"], merges
 
     def _backend_add_tokens(self, tokens):
-        rust = [RustAddedToken(t.content, single_word=t.single_word, lstrip=t.lstrip, rstrip=t.rstrip,
-                               normalized=t.normalized, special=t.special) for t in tokens]
-        self._backend.add_special_tokens([r for r, t in zip(rust, tokens) if t.special])
-        self._backend.add_tokens([r for r, t in zip(rust, tokens) if not t.special])
+        self._backend.add_special_tokens([t for t in tokens if t.special])
+        self._backend.add_tokens([t for t in tokens if not t.special])
         return [self._backend.token_to_id(t.content) for t in tokens]
 
     def _added_tokens_changed(self):

@@ -11,7 +11,7 @@ import os
 from roberta._io import atomic_write_text
 
 from . import chat
-from .added_tokens import AddedToken
+from .added_tokens import AddedToken, as_added_token, token_state
 
 logger = logging.getLogger(__name__)
 
@@ -103,23 +103,22 @@ def load_pretrained(cls, path_or_id, init_inputs, kwargs):
     for key, value in (special_map or {}).items():
         if key in _SPECIALS or key == "additional_special_tokens":
             init.setdefault(key, value)
-    for key in _SPECIALS:
-        if isinstance(init.get(key), dict):
-            init[key] = AddedToken.coerce(init[key], special=True)
-    if isinstance(init.get("additional_special_tokens"), list):
-        init["additional_special_tokens"] = [AddedToken.coerce(t, special=True) for t in init["additional_special_tokens"]]
     if init.get("model_max_length") is None or init["model_max_length"] > 1e29:
         init["model_max_length"] = 512  # transformers' "unknown" sentinel; RoBERTa's real limit is 512
-    # Special-token flags from added_tokens_decoder (e.g. <mask> lstrip) win over bare strings.
-    decoder = {int(i): AddedToken.coerce(t) for i, t in (config.get("added_tokens_decoder") or {}).items()}
-    by_content = {t.content: t for t in decoder.values()}
-    for key in _SPECIALS:
-        if isinstance(init.get(key), str) and init[key] in by_content:
-            init[key] = by_content[init[key]]
+    decoder = {int(i): as_added_token(t) for i, t in (config.get("added_tokens_decoder") or {}).items()}
     templates = chat.read_templates(config, find)
     if templates is not None:
         init["chat_template"] = templates
     init.update(kwargs)
+    # A special token named by a bare string (in the files or the caller's keywords) is the saved added token of
+    # that content, with its flags (e.g. <mask>'s lstrip), as in transformers; the tokenizer converts the rest.
+    by_content = {t.content: t for t in decoder.values()}
+    for key in _SPECIALS:
+        if isinstance(init.get(key), str):
+            init[key] = by_content.get(init[key], init[key])
+    if isinstance(init.get("additional_special_tokens"), list):
+        init["additional_special_tokens"] = [by_content.get(t, t) if isinstance(t, str) else t
+                                             for t in init["additional_special_tokens"]]
     init["name_or_path"] = str(path_or_id)
     if files.get("vocab_file") is None:
         files.pop("vocab_file")
@@ -158,7 +157,7 @@ def tokenizer_json_text(tok) -> str:
     prefix = tok.add_prefix_space
     state = {
         "version": "1.0", "truncation": None, "padding": None,
-        "added_tokens": [{"id": i, **{k: v for k, v in t.to_dict().items()}} for i, t in tok.added_tokens_decoder.items()],
+        "added_tokens": [{"id": i, **token_state(t)} for i, t in tok.added_tokens_decoder.items()],
         "normalizer": None,
         "pre_tokenizer": {"type": "ByteLevel", "add_prefix_space": prefix, "trim_offsets": True, "use_regex": True},
         "post_processor": {"type": "RobertaProcessing", "sep": [tok.sep_token, tok.sep_token_id],
@@ -180,7 +179,7 @@ def save_pretrained(tok, save_directory, filename_prefix=None, save_jinja_files=
     name = (filename_prefix + "-") if filename_prefix else ""
     config = {
         "add_prefix_space": tok.add_prefix_space,
-        "added_tokens_decoder": {str(i): t.to_dict() for i, t in tok.added_tokens_decoder.items()},
+        "added_tokens_decoder": {str(i): token_state(t) for i, t in tok.added_tokens_decoder.items()},
         **{k: v for k, v in tok.special_tokens_map.items()},
         "clean_up_tokenization_spaces": tok.clean_up_tokenization_spaces,
         "errors": tok.errors,
@@ -196,15 +195,16 @@ def save_pretrained(tok, save_directory, filename_prefix=None, save_jinja_files=
     template_entries, template_paths = chat.write_templates(tok.chat_template, save_directory, atomic_write_text,
                                                            save_jinja_files)
     config = dict(sorted({**config, **template_entries}.items()))
-    special_map = {k: (t.to_dict() if isinstance(t, AddedToken) else t) for k, t in tok.special_tokens_map_extended.items()}
-    for v in special_map.values():
-        if isinstance(v, dict):
-            v.pop("special", None)
+
+    def map_entry(t: AddedToken) -> dict:  # "special" is implied in this file, so transformers leaves it out
+        return {k: v for k, v in token_state(t).items() if k != "special"}
+
+    special_map = {k: [map_entry(t) for t in v] if isinstance(v, list) else map_entry(v)
+                   for k, v in tok.special_tokens_map_extended.items()}
     paths = [
         atomic_write_text(os.path.join(save_directory, name + "tokenizer_config.json"), json.dumps(config, indent=2, ensure_ascii=False) + "\n"),
         atomic_write_text(os.path.join(save_directory, name + "special_tokens_map.json"),
-                      json.dumps({k: ([x.to_dict() for x in v] if isinstance(v, list) else v) for k, v in special_map.items()},
-                                 indent=2, ensure_ascii=False, default=lambda o: o.to_dict()) + "\n"),
+                          json.dumps(special_map, indent=2, ensure_ascii=False) + "\n"),
         *tok.save_vocabulary(save_directory, filename_prefix),
         atomic_write_text(os.path.join(save_directory, name + "tokenizer.json"), tokenizer_json_text(tok)),
         *template_paths,
