@@ -97,22 +97,29 @@ def bench_forward(args) -> list[str]:
     theirs16.load_state_dict(state)
     theirs16 = theirs16.to(torch.bfloat16)
 
-    def ours(dtype, native=None):
-        from roberta.config import RobertaConfig
+    from roberta.config import RobertaConfig
 
-        model = RobertaModel(RobertaConfig(**config.to_dict()), add_pooling_layer=False).eval()
-        model.load_state_dict(state, strict=False)
-        model = model.to(dtype)
-        saved = fused._NATIVE_BF16
+    folder = tempfile.TemporaryDirectory()
+    saved = RobertaModel(RobertaConfig(**config.to_dict())).eval()
+    saved.load_state_dict(state, strict=False)  # the same weights (and a pooler, so the load finds every key)
+    saved.save_pretrained(folder.name)
+
+    def ours(dtype, native=None):
+        """As users load it: from_pretrained(dtype=bfloat16) keeps the embeddings and LayerNorms float32 and packs
+        the encoder's weights in this CPU's kind (or, with native=False, in the no-native-bf16 kind)."""
+        before = fused._NATIVE_BF16
         if native is not None:
             fused._NATIVE_BF16 = native
-        model.pack_weights()  # what from_pretrained (bf16) and the pipelines do on CPU
-        fused._NATIVE_BF16 = saved
+        model = RobertaModel.from_pretrained(folder.name, dtype=dtype)
+        model.pack_weights()  # what from_pretrained (bf16) and the pipelines (fp32) do on CPU
+        fused._NATIVE_BF16 = before
+        model.pooler = None  # transformers' side has none
         return model
 
     models = {"ours fp32": ours(torch.float32), "ours bf16": ours(torch.bfloat16),
               "ours bf16, fp32 compute": ours(torch.bfloat16, native=False),
               "transformers fp32": theirs32, "transformers bf16": theirs16}
+    folder.cleanup()
     gen = torch.Generator().manual_seed(1)
     ids = torch.randint(3, 50265, (B, T), generator=gen)
     mask = torch.ones_like(ids)

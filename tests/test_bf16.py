@@ -1,6 +1,7 @@
 """bf16 on CPU: packed for the matrix units where the CPU multiplies bf16 natively, float32 compute from the bf16
 weights where it does not (forced here with fused._NATIVE_BF16 = False, as ROBERTA_CPU_BF16=0 does), both within
-the accuracy gate of issue 15 against float32."""
+the accuracy gate of issue 15 against float32; the embeddings, LayerNorms and LM head stay float32 under bf16
+loading, in memory and in saved files."""
 from __future__ import annotations
 
 import logging
@@ -96,7 +97,7 @@ def _bf16_model(path, bf16_kind):
 @needs_packing
 def test_bf16_hidden_states_stay_close_to_float32(embedded, bf16_kind):
     """The last hidden states are within 3% relative (Frobenius) error and 0.25 absolute of float32 (measured on
-    the session-4 model: at most 0.81% relative and 0.093 max abs, on either kind)."""
+    the embedded model: at most 0.56% relative and 0.058 max abs on either kind; all-bf16 0.90% and 0.090)."""
     path, reference, batches = embedded
     model = _bf16_model(path, bf16_kind)
     batch = batches[0]
@@ -110,11 +111,102 @@ def test_bf16_hidden_states_stay_close_to_float32(embedded, bf16_kind):
 
 
 @needs_packing
-@pytest.mark.xfail(strict=True, reason="issue 15's bf16 gate (top-1 agrees with float32 on >= 99% of held-out masked "
-                   "positions) is not met by the phase-4 embedded model: 98.7% of 1,087 on either kind, KL 1.1e-4 "
-                   "nats (bf16 weight rounding itself; the previous model gave 99.8%). Open in issue 15.")
 def test_bf16_fill_mask_accuracy_gate(embedded, bf16_kind):
-    """Top-1 agrees with float32 on >= 99% of the held-out masked positions."""
+    """Top-1 agrees with float32 on >= 99% of the held-out masked positions. Measured (1,087 positions): 99.45% on
+    either kind, KL 2.3e-5 nats, with the embeddings, LayerNorms and LM head kept float32; all-bf16 gave 98.7% and
+    1.1e-4 nats (the flips are near-ties: float32 top-1 and top-2 logits within 0.04 of each other)."""
     path, reference, batches = embedded
     n, agreement, kl = masked_agreement(reference, _bf16_model(path, bf16_kind), batches)
-    assert n > 1000 and agreement >= 0.99, (agreement, kl)
+    assert n > 1000 and agreement >= 0.99 and kl <= 5e-5, (agreement, kl)
+
+
+# ---- modules kept float32 under bf16 loading ---------------------------------------------------------------
+def _kept(name: str) -> bool:
+    """The parameters bf16 loading keeps float32: embeddings, LayerNorms (of the encoder too), the LM head."""
+    return ".embeddings." in f".{name}" or "LayerNorm" in name or name.startswith("lm_head.")
+
+
+def _tiny_saved(tmp_path, cls_name="RobertaForMaskedLM"):
+    import roberta
+    from roberta.config import RobertaConfig
+
+    torch.manual_seed(0)
+    config = RobertaConfig(vocab_size=90, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                           intermediate_size=64, max_position_embeddings=40, type_vocab_size=1)
+    model = getattr(roberta, cls_name)(config).eval()
+    model.save_pretrained(tmp_path / "fp32")
+    return model, tmp_path / "fp32"
+
+
+def _file_dtypes(folder) -> dict:
+    from roberta.safetensors_format import read_header
+
+    return {name: entry.dtype for name, entry in read_header(folder / "model.safetensors")[0].items()}
+
+
+@pytest.mark.parametrize("cls_name", ["RobertaForMaskedLM", "RobertaModel", "RobertaForSequenceClassification"])
+def test_bf16_loading_keeps_embeddings_layer_norms_and_lm_head_float32(tmp_path, cls_name):
+    """from_pretrained(dtype=torch.bfloat16): the kept parameters hold the checkpoint's float32 numbers unrounded,
+    every other one is the bf16 rounding of its float32 value; model.dtype and config.dtype say bfloat16."""
+    import roberta
+
+    fp32, folder = _tiny_saved(tmp_path, cls_name)
+    model = getattr(roberta, cls_name).from_pretrained(folder, dtype=torch.bfloat16)
+    want = dict(fp32.named_parameters())
+    kept = {n for n in want if _kept(n)}
+    assert kept and len(kept) < len(want)
+    for name, param in model.named_parameters():
+        expected = want[name] if name in kept else want[name].to(torch.bfloat16)
+        assert param.dtype == expected.dtype and torch.equal(param, expected), name
+    assert model.dtype == model.config.dtype == torch.bfloat16
+    if cls_name == "RobertaForMaskedLM":
+        assert model.lm_head.decoder.weight is model.roberta.embeddings.word_embeddings.weight  # still tied
+        assert model.lm_head.bias is model.lm_head.decoder.bias
+
+
+def test_bf16_model_computes_in_bf16_between_float32_ends_and_round_trips(tmp_path):
+    """The encoder's activations are bf16, the logits float32; saved, the kept tensors stay float32 in the file
+    (config.json says bfloat16), and the model loaded back computes the same numbers."""
+    fp32, folder = _tiny_saved(tmp_path)
+    model = RobertaForMaskedLM.from_pretrained(folder, dtype=torch.bfloat16)
+    ids = torch.randint(3, 90, (3, 11), generator=torch.Generator().manual_seed(1))
+    mask = torch.ones_like(ids)
+    mask[0, 7:] = 0
+    with torch.inference_mode():
+        out = model(input_ids=ids, attention_mask=mask, output_hidden_states=True)
+        want = fp32(input_ids=ids, attention_mask=mask).logits
+    assert out.logits.dtype == torch.float32
+    assert {h.dtype for h in out.hidden_states} == {torch.bfloat16}
+    torch.testing.assert_close(out.logits, want, atol=0.05, rtol=0.05)
+
+    model.save_pretrained(tmp_path / "bf16")
+    saved = _file_dtypes(tmp_path / "bf16")
+    assert {n for n, d in saved.items() if d == "F32"} == {n for n in saved if _kept(n)}
+    assert {d for n, d in saved.items() if not _kept(n)} == {"BF16"}
+    import json
+
+    assert json.loads((tmp_path / "bf16" / "config.json").read_text())["dtype"] == "bfloat16"
+    for dtype in ("auto", torch.bfloat16):
+        again = RobertaForMaskedLM.from_pretrained(tmp_path / "bf16", dtype=dtype)
+        assert {n: p.dtype for n, p in again.named_parameters()} == {n: p.dtype for n, p in model.named_parameters()}
+        with torch.inference_mode():
+            assert torch.equal(again(input_ids=ids, attention_mask=mask).logits, out.logits)
+    assert RobertaForMaskedLM.from_pretrained(tmp_path / "bf16").dtype == torch.float32  # default: all float32
+
+
+def test_bf16_pipeline_and_roberta_run_load_with_float32_ends():
+    """pipeline(..., dtype=torch.bfloat16) and `roberta run --dtype bf16` load through from_pretrained: the same
+    kept modules (embedded model)."""
+    import argparse
+
+    from roberta import pipeline
+    from roberta.pipelines.cli_run import add_parser, build_pipeline
+
+    parser = argparse.ArgumentParser()
+    add_parser(parser.add_subparsers(dest="command"))
+    run = build_pipeline(parser.parse_args(["run", "--task", "fill-mask", "--dtype", "bf16"]), "fill-mask")
+    for pipe in (pipeline("fill-mask", device="cpu", dtype=torch.bfloat16), run):
+        dtypes = {n: p.dtype for n, p in pipe.model.named_parameters()}
+        assert {n for n, d in dtypes.items() if d == torch.float32} == {n for n in dtypes if _kept(n)}
+        assert {d for n, d in dtypes.items() if not _kept(n)} == {torch.bfloat16}
+        assert pipe("The capital of France is <mask>.")[0]["token_str"]

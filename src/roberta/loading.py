@@ -278,8 +278,31 @@ def _non_persistent_buffers(model: nn.Module) -> set[str]:
             for b in getattr(module, "_non_persistent_buffers_set", ())}
 
 
+def _keep_float32(model: nn.Module, dtype: torch.dtype) -> set[str]:
+    """Under bfloat16, put the modules the class names in `_keep_in_fp32_modules_bf16` (the embeddings and the LM
+    head; see RobertaPreTrainedModel) back to float32 on the meta model. -> the state-dict keys kept float32.
+    They stay float32 in memory and in files saved from the model (save_pretrained writes the tensors as they
+    are; config.json records bfloat16), so a bf16 model saved and loaded back computes the same numbers."""
+    kept_in = getattr(model, "_kept_in_float32", None)
+    if dtype != torch.bfloat16 or kept_in is None:
+        return set()
+    kept = set()
+    for name, module in model.named_modules():
+        if name and kept_in(name) and not kept_in(name.rpartition(".")[0]):  # the outermost kept modules
+            module.to(torch.float32)
+            kept |= {f"{name}.{key}" for key, t in module.state_dict(keep_vars=True).items() if t.is_floating_point()}
+    return kept
+
+
+def _load_dtype(key: str, want: torch.Tensor, dtype: torch.dtype, kept: set[str]) -> torch.dtype:
+    """The dtype checkpoint tensor `key` loads in: float32 if kept, else `dtype` for floats, else the model's."""
+    if not want.is_floating_point():
+        return want.dtype
+    return torch.float32 if key in kept else dtype
+
+
 @torch.no_grad()
-def _materialize(model: nn.Module, keys, placement, dtype) -> None:
+def _materialize(model: nn.Module, keys, placement, dtype, kept=frozenset()) -> None:
     """Give meta tensors `keys` real (zeroed) storage, then run the model's init on their modules.
 
     Loaded tensors of the same module are put back after init, so a module half-present in the checkpoint
@@ -296,7 +319,8 @@ def _materialize(model: nn.Module, keys, placement, dtype) -> None:
         loaded = {n: t.detach().clone() for n, t in own.items() if n not in names and not t.is_meta}
         for name in names:
             old = own[name]
-            new = torch.zeros(old.shape, device=device, dtype=dtype if old.is_floating_point() else old.dtype)
+            key = f"{mod_name}.{name}" if mod_name else name
+            new = torch.zeros(old.shape, device=device, dtype=_load_dtype(key, old, dtype, kept))
             if name in module._parameters:
                 module._parameters[name] = nn.Parameter(new, requires_grad=old.requires_grad)
             else:
@@ -423,13 +447,16 @@ def load_model(cls, pretrained_model_name_or_path, *model_args, config=None, dty
                         f"attributes: {list(model_args) + sorted(unused)}")
     placement = _placement(device_map)
     target_dtype = _resolve_dtype(dtype, config)
-    state = read_checkpoint(find_weight_files(path, hub, use_safetensors, variant), target_dtype)
+    # bf16 keeps some modules in float32 (_keep_float32): read those tensors as stored, not rounded first
+    state = read_checkpoint(find_weight_files(path, hub, use_safetensors, variant),
+                            None if target_dtype == torch.bfloat16 else target_dtype)
     if target_dtype is None:  # "auto" without a dtype in config.json: the first floating tensor decides
         target_dtype = next((t.dtype for t in state.values() if t.is_floating_point()), torch.get_default_dtype())
 
     with torch.device("meta"), _SkipInitOnMeta():
         model = cls(config)
     model.to(dtype=target_dtype)  # free on meta; sets the dtype of the params we will materialise
+    kept = _keep_float32(model, target_dtype)
     saved_quantization = getattr(config, "quantization_config", None)
     if saved_quantization:  # an int8 checkpoint: int8 layers first, so its weights load as saved
         from roberta.quantization import prepare_quantized_load
@@ -449,13 +476,13 @@ def load_model(cls, pretrained_model_name_or_path, *model_args, config=None, dty
     for key, tensor in state.items():  # per tensor, so CPU copies are freed as they move to the device
         want = expected[key]
         state[key] = tensor.to(device=_device_for(key, placement),
-                               dtype=target_dtype if want.is_floating_point() else want.dtype)
+                               dtype=_load_dtype(key, want, target_dtype, kept))
     skip = _non_persistent_buffers(model) | {k for k, _, _ in mismatched} | {a for names in groups for a in names[1:]}
     missing = [k for k in expected if k not in state and k not in skip]
 
     model.load_state_dict(state, strict=False, assign=True)
     del state
-    _materialize(model, missing + [k for k, _, _ in mismatched], placement, target_dtype)
+    _materialize(model, missing + [k for k, _, _ in mismatched], placement, target_dtype, kept)
     _retie(model, groups)
     if hasattr(model, "tie_weights"):
         model.tie_weights()
@@ -540,10 +567,13 @@ def save_model(model: nn.Module, save_directory, *, safe_serialization: bool = T
 
     state = model.state_dict() if state_dict is None else dict(state_dict)
     state, alias_of = dedupe_tied(state, set(getattr(model, "_tied_weights_keys", None) or []))
-    first_float = next((t.dtype for t in state.values() if t.is_floating_point()), torch.get_default_dtype())
+    # config.json's dtype: the encoder's, not that of the modules a bf16 model keeps in float32
+    kept_in = getattr(model, "_kept_in_float32", lambda name: False)
+    floats = [(name, t.dtype) for name, t in state.items() if t.is_floating_point()]
     config = model.config
     config.architectures = [type(model).__name__]
-    config.dtype = first_float
+    config.dtype = next((d for name, d in floats if not kept_in(name)),
+                        floats[0][1] if floats else torch.get_default_dtype())
 
     limit = _parse_size(max_shard_size)
     shards, current, current_size = [], {}, 0

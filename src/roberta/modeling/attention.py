@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .fused import dense_add_residual, linear, tracing
+from .fused import dense_add_norm, linear, tracing
 
 logger = logging.getLogger(__name__)
 Tensor = torch.Tensor
@@ -241,9 +241,8 @@ class RobertaSelfOutput(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: Tensor, input_tensor: Tensor) -> Tensor:
-        if self.training:
-            return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
-        return self.LayerNorm(dense_add_residual(self.dense, hidden_states, input_tensor))
+        return dense_add_norm(self.dense, self.LayerNorm, hidden_states, input_tensor,
+                              self.dropout if self.training else None)
 
 
 class RobertaAttention(nn.Module):

@@ -16,7 +16,7 @@ from roberta.config import lookup_activation
 
 from .attention import AttentionMask, RobertaAttention
 from . import fused
-from .fused import dense_add_residual, dense_gelu, linear
+from .fused import dense_add_norm, dense_gelu, linear
 
 Tensor = torch.Tensor
 
@@ -69,9 +69,8 @@ class RobertaOutput(nn.Module):
         self.dropout = nn.Dropout(config.hidden_dropout_prob)
 
     def forward(self, hidden_states: Tensor, input_tensor: Tensor) -> Tensor:  # (B, T, I), (B, T, C) -> (B, T, C)
-        if self.training:
-            return self.LayerNorm(self.dropout(self.dense(hidden_states)) + input_tensor)
-        return self.LayerNorm(dense_add_residual(self.dense, hidden_states, input_tensor))
+        return dense_add_norm(self.dense, self.LayerNorm, hidden_states, input_tensor,
+                              self.dropout if self.training else None)
 
 
 class RobertaLayer(nn.Module):

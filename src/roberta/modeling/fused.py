@@ -89,6 +89,22 @@ def dense_add_residual(dense: nn.Linear, x: Tensor, residual: Tensor) -> Tensor:
     return out
 
 
+def dense_add_norm(dense: nn.Linear, norm: nn.LayerNorm, x: Tensor, residual: Tensor,
+                   dropout: nn.Module | None = None) -> Tensor:
+    """norm(dropout(dense(x)) + residual), the end of a post-LN block: (..., Cin), (..., C) -> (..., C).
+
+    A float32 norm on bf16 activations (bf16 loading keeps the LayerNorms float32, see
+    RobertaPreTrainedModel._keep_in_fp32_modules_bf16) adds and normalizes in float32 and rounds to bf16 once:
+    rounding the sum to bf16 before the norm was the largest activation rounding of the bf16 encoder (on the
+    embedded model, rounding only there doubled the KL to float32 that bf16 weights alone give)."""
+    if norm.weight.dtype == residual.dtype:
+        if dropout is not None:
+            return norm(dropout(dense(x)) + residual)
+        return norm(dense_add_residual(dense, x, residual))
+    y = linear(dense, x) if dropout is None else dropout(dense(x))
+    return norm(y.float().add_(residual)).to(residual.dtype)
+
+
 def gelu_inplace(x: Tensor) -> Tensor:
     """Exact GELU; in place where fast_inference(x) (x must be a buffer nobody else reads)."""
     return torch.ops.aten.gelu_(x) if fast_inference(x) else F.gelu(x)

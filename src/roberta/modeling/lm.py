@@ -38,6 +38,8 @@ class RobertaLMHead(nn.Module):
         self.decoder.bias = self.bias
 
     def forward(self, features: Tensor, **kwargs) -> Tensor:  # (..., C) -> (..., V)
+        # kept in float32 under bf16 loading (see _keep_in_fp32_modules_bf16): bf16 features, float32 logits
+        features = features.to(self.layer_norm.weight.dtype)
         x = gelu_inplace(self.dense(features))
         return self.decoder(self.layer_norm(x))
 

@@ -124,6 +124,8 @@ class RobertaModel(RobertaPreTrainedModel):
         embedding_output = self.embeddings(input_ids=input_ids, token_type_ids=token_type_ids,
                                            position_ids=position_ids, inputs_embeds=inputs_embeds,
                                            past_key_values_length=past_len)
+        # embeddings kept in float32 under bf16 loading (see _keep_in_fp32_modules_bf16) hand over in bf16
+        embedding_output = embedding_output.to(self.dtype)
         dtype = embedding_output.dtype
 
         impl = getattr(config, "_attn_implementation", None) or "sdpa"

@@ -47,9 +47,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                         help="model folder or hub id (optional for fill-mask: the embedded default model)")
     parser.add_argument("--tokenizer", default=None, metavar="PATH_OR_ID", help="tokenizer folder or hub id (default: --model)")
     parser.add_argument("--device", default="cpu", help="cpu (default), N or cuda:N (-1 also means cpu)")
-    parser.add_argument("--dtype", default=None, choices=["auto", "float32", "float16", "bfloat16"],
-                        help="weights dtype (default: as saved, float32 for most models); auto on CPU: bfloat16 where "
-                             "the CPU has native bf16 (AVX512-BF16/AMX), else float32")
+    parser.add_argument("--dtype", default=None, choices=["auto", "float32", "float16", "bfloat16", "fp32", "fp16",
+                                                          "bf16"],
+                        help="weights dtype (default: as saved, float32 for most models); bfloat16 keeps the "
+                             "embeddings, LayerNorms and LM head float32; auto on CPU: bfloat16 where the CPU has "
+                             "native bf16 (AVX512-BF16/AMX), else float32")
     parser.add_argument("--batch-size", type=int, default=8, metavar="N", help="inputs per forward pass (default 8)")
     parser.add_argument("--input", default=None, metavar="FILE", help="input file, one input per line (default: stdin)")
     parser.add_argument("--output", default=None, metavar="FILE", help="output file of JSON lines (default: stdout)")
