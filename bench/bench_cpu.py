@@ -8,6 +8,11 @@ Prints the CPU's features first (torch's capability queries), then:
    from_pretrained(dtype=bfloat16) packs it on this CPU, ours bf16 forced to the no-native-bf16 path
    (float32 compute), transformers float32 and bf16. Interleaved rounds (order rotated each round), the median
    per variant, and the fraction of the same run's GEMM ceiling.
+   With --emulate-cpu avx2 (or avx512_core), the same comparison again in a child process started with oneDNN and
+   ATen limited to that ISA (ONEDNN_MAX_CPU_ISA=AVX2, ATEN_CPU_CAPABILITY=avx2): there bf16 matmuls are emulated
+   (transformers' bf16 Linear ~4x slower than float32 on Zen 4) and our bf16 model takes its no-native path by
+   itself; the section prints the CPU features the child sees, a bf16-vs-fp32 F.linear check, and the issue's
+   no-native ratios (ours bf16 / ours fp32 >= 1.0x, ours bf16 / transformers bf16 >= 3x).
 3. fill-mask pipeline at batch 32 on bench_pipelines' mixed-length workload (5-200 words, one <mask>): ours
    float32, ours int8 (quantization_config="int8"), and ONNX Runtime int8 (`roberta export --quantize int8` of the
    same model, run by a minimal fill-mask loop: same tokenizer, the same length-sorted batches as our pipeline
@@ -25,6 +30,8 @@ for a core. One torch (and ONNX Runtime) thread by default.
     python bench/bench_cpu.py --layers 4 --rounds 2 --sentences 128 --skip forward   # the int8 fill-mask figures
     python bench/bench_cpu.py --layers 2 --rounds 1 --sentences 32 --skip forward    # a quick check (~1.5 min)
     python bench/bench_cpu.py --layers 12 --rounds 5 --sentences 2000
+    python bench/bench_cpu.py --layers 4 --rounds 3 --skip fill-mask --emulate-cpu avx2   # + no-native bf16
+    python bench/bench_cpu.py --layers 1 --batch 8 --rounds 3 --skip fill-mask --emulate-cpu avx2  # check (~2 min)
 """
 from __future__ import annotations
 
@@ -80,33 +87,33 @@ def gemm_ceiling(rows: int, layers: int, n: int) -> dict:
     return out
 
 
-def bench_forward(args) -> list[str]:
+def forward_setup(args):
+    """The forward benchmark's pieces: transformers' float32 RobertaModel (roberta-base shape, random weights), a
+    loader of ours from the same weights as users load it, the inputs, and the FLOPs of the encoder's matmuls."""
     import transformers
 
+    from roberta.config import RobertaConfig
     from roberta.modeling import RobertaModel, fused
 
     B, T = args.batch, args.seq
     flops = 2 * B * T * (4 * 768 * 768 + 2 * 768 * 3072) * args.layers
-    ceiling = gemm_ceiling(B * T, args.layers, args.rounds)
     config = transformers.RobertaConfig(vocab_size=50265, max_position_embeddings=514, type_vocab_size=1,
                                         num_hidden_layers=args.layers, pad_token_id=1)
     torch.manual_seed(0)
     theirs32 = transformers.RobertaModel(config, add_pooling_layer=False).eval()
-    state = theirs32.state_dict()
-    theirs16 = transformers.RobertaModel(config, add_pooling_layer=False).eval()
-    theirs16.load_state_dict(state)
-    theirs16 = theirs16.to(torch.bfloat16)
-
-    from roberta.config import RobertaConfig
-
     folder = tempfile.TemporaryDirectory()
     saved = RobertaModel(RobertaConfig(**config.to_dict())).eval()
-    saved.load_state_dict(state, strict=False)  # the same weights (and a pooler, so the load finds every key)
+    saved.load_state_dict(theirs32.state_dict(), strict=False)  # the same weights (and a pooler: every key found)
     saved.save_pretrained(folder.name)
+
+    def theirs(dtype):
+        model = transformers.RobertaModel(config, add_pooling_layer=False).eval()
+        model.load_state_dict(theirs32.state_dict())
+        return model.to(dtype)
 
     def ours(dtype, native=None):
         """As users load it: from_pretrained(dtype=bfloat16) keeps the embeddings and LayerNorms float32 and packs
-        the encoder's weights in this CPU's kind (or, with native=False, in the no-native-bf16 kind)."""
+        the encoder's weights in this process's kind (or, with native=False, in the no-native-bf16 kind)."""
         before = fused._NATIVE_BF16
         if native is not None:
             fused._NATIVE_BF16 = native
@@ -116,10 +123,6 @@ def bench_forward(args) -> list[str]:
         model.pooler = None  # transformers' side has none
         return model
 
-    models = {"ours fp32": ours(torch.float32), "ours bf16": ours(torch.bfloat16),
-              "ours bf16, fp32 compute": ours(torch.bfloat16, native=False),
-              "transformers fp32": theirs32, "transformers bf16": theirs16}
-    folder.cleanup()
     gen = torch.Generator().manual_seed(1)
     ids = torch.randint(3, 50265, (B, T), generator=gen)
     mask = torch.ones_like(ids)
@@ -130,6 +133,17 @@ def bench_forward(args) -> list[str]:
             with torch.inference_mode():
                 model(input_ids=ids, attention_mask=mask)
         return run
+    return theirs, ours, call, flops, folder
+
+
+def bench_forward(args) -> list[str]:
+    B, T = args.batch, args.seq
+    theirs, ours, call, flops, folder = forward_setup(args)
+    ceiling = gemm_ceiling(B * T, args.layers, args.rounds)
+    models = {"ours fp32": ours(torch.float32), "ours bf16": ours(torch.bfloat16),
+              "ours bf16, fp32 compute": ours(torch.bfloat16, native=False),
+              "transformers fp32": theirs(torch.float32), "transformers bf16": theirs(torch.bfloat16)}
+    folder.cleanup()
     med = rounds({k: call(m) for k, m in models.items()}, args.rounds)
     lines = [f"GEMM ceiling ({B * T} rows x {args.layers} layers): fp32 {ceiling[torch.float32]:.2f} s "
              f"({flops / ceiling[torch.float32] / 1e9:.0f} GFLOP/s), bf16 {ceiling[torch.bfloat16]:.2f} s "
@@ -143,6 +157,57 @@ def bench_forward(args) -> list[str]:
                  f"ours bf16 (fp32 compute) / ours fp32: {med['ours fp32'] / med['ours bf16, fp32 compute']:.2f}x; "
                  f"ours bf16 (fp32 compute) / transformers bf16: "
                  f"{med['transformers bf16'] / med['ours bf16, fp32 compute']:.2f}x")
+    return lines
+
+
+# --emulate-cpu: environment limits under which oneDNN and ATen run as on a CPU without native bf16
+EMULATIONS = {
+    "avx2": {"ONEDNN_MAX_CPU_ISA": "AVX2", "ATEN_CPU_CAPABILITY": "avx2"},  # an AVX2-only CPU (e.g. EPYC Zen 2/3)
+    "avx512_core": {"ONEDNN_MAX_CPU_ISA": "AVX512_CORE"},  # AVX-512 without bf16 (Skylake-SP / Cascade Lake)
+}
+
+
+def bench_forward_emulated(args, kind: str) -> list[str]:
+    """The bf16 forward comparison re-run in a child process started with EMULATIONS[kind] in its environment;
+    -> its report (the CPU features it sees, its times and the issue's no-native-bf16 ratios)."""
+    import subprocess
+
+    env = dict(os.environ, **EMULATIONS[kind])
+    cmd = [sys.executable, __file__, "--no-native-child", "--layers", str(args.layers), "--batch", str(args.batch),
+           "--seq", str(args.seq), "--rounds", str(args.rounds), "--threads", str(args.threads)]
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    if done.returncode:
+        return [f"the emulated run failed ({done.returncode}): {done.stderr[-2000:]}"]
+    return done.stdout.rstrip().splitlines()
+
+
+def bench_forward_no_native(args) -> list[str]:
+    """In the --emulate-cpu child: ours float32, ours bf16 (which takes the no-native path here by itself),
+    transformers float32 and bf16, interleaved rounds. (Under the AVX2 limit a plain bf16 torch.mm falls to ~1
+    GFLOP/s on one Zen 4 core; transformers' bf16 nn.Linear layers ran ~4x slower than float32, as the issue
+    measured on a real AVX2-only EPYC.)"""
+    from roberta.modeling import fused
+
+    reason = fused.no_native_bf16_reason()
+    lines = [cpu_features(), f"roberta's no-native-bf16 path: {'taken (' + reason + ')' if reason else 'NOT taken'}"]
+    operands = {d: (torch.randn(1024, 768, dtype=d), torch.randn(3072, 768, dtype=d))
+                for d in (torch.float32, torch.bfloat16)}
+    speed = {d: 2 * 1024 * 768 * 3072 / rounds({"linear": lambda: torch.nn.functional.linear(*xw)}, 3)["linear"]
+             / 1e9 for d, xw in operands.items()}
+    lines.append(f"F.linear 1024x768 -> 3072 here: fp32 {speed[torch.float32]:.0f} GFLOP/s, bf16 "
+                 f"{speed[torch.bfloat16]:.0f} GFLOP/s (bf16 {speed[torch.float32] / speed[torch.bfloat16]:.1f}x "
+                 f"slower: {'emulated' if speed[torch.bfloat16] < speed[torch.float32] else 'NOT emulated'})")
+    theirs, ours, call, flops, folder = forward_setup(args)
+    models = {"ours fp32": ours(torch.float32), "ours bf16": ours(torch.bfloat16),
+              "transformers fp32": theirs(torch.float32), "transformers bf16": theirs(torch.bfloat16)}
+    folder.cleanup()
+    med = rounds({k: call(m) for k, m in models.items()}, args.rounds)
+    for k, t in med.items():
+        lines.append(f"{k:20s} {t:8.2f} s  {flops / t / 1e9:5.0f} GFLOP/s")
+    theirs_bf16 = med["transformers bf16"]
+    lines.append(f"ours bf16 / ours fp32: {med['ours fp32'] / med['ours bf16']:.2f}x (target >= 1.0x); "
+                 f"ours bf16 / transformers bf16: {theirs_bf16 / med['ours bf16']:.1f}x (target >= 3x); "
+                 f"transformers bf16 / transformers fp32: {med['transformers fp32'] / theirs_bf16:.3f}x")
     return lines
 
 
@@ -326,8 +391,15 @@ def main(argv=None) -> int:
     parser.add_argument("--sentences", type=int, default=256)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--skip", choices=["forward", "fill-mask"], action="append", default=[])
+    parser.add_argument("--emulate-cpu", choices=sorted(EMULATIONS), action="append", default=[],
+                        help="also run the bf16 forward comparison as on a CPU without native bf16, in a child "
+                             "process with oneDNN and ATen limited to that ISA (see EMULATIONS)")
+    parser.add_argument("--no-native-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
+    if args.no_native_child:
+        print("\n".join(bench_forward_no_native(args)), flush=True)
+        return 0
     print(cpu_features(), flush=True)
     if "forward" not in args.skip:
         print(f"\nRobertaModel forward {args.batch}x{args.seq}, roberta-base shape, {args.layers} layers, "
@@ -336,6 +408,11 @@ def main(argv=None) -> int:
         import gc
 
         gc.collect()  # the forward part's models, before the fill-mask part loads its own
+    for kind in args.emulate_cpu:
+        limits = ", ".join(f"{k}={v}" for k, v in EMULATIONS[kind].items())
+        print(f"\nCPU without native bf16, emulated with {limits}: RobertaModel forward {args.batch}x{args.seq}, "
+              f"{args.layers} layers, median of {args.rounds} interleaved rounds (child process)", flush=True)
+        print("\n".join(bench_forward_emulated(args, kind)), flush=True)
     if "fill-mask" not in args.skip:
         print(f"\nfill-mask pipeline, batch 32, {args.sentences} mixed-length sentences, {args.layers} layers, "
               f"median of {args.rounds} interleaved rounds", flush=True)

@@ -5,6 +5,7 @@ loading, in memory and in saved files."""
 from __future__ import annotations
 
 import logging
+import platform
 
 import pytest
 import torch
@@ -54,26 +55,57 @@ def test_packed_bf16_linear_in_the_kind_of_the_cpu(bf16_kind):
 
 @needs_packing
 def test_float32_compute_is_said_once_in_the_log(caplog, monkeypatch):
-    monkeypatch.setattr(fused, "_NATIVE_BF16", False)
+    monkeypatch.setattr(fused, "_NATIVE_BF16", None)
+    monkeypatch.setenv("ROBERTA_CPU_BF16", "0")
     monkeypatch.setattr(fused, "_SAID_BF16_IN_FP32", False)
     with caplog.at_level(logging.WARNING, logger="roberta.modeling.fused"):
         for _ in range(3):
             fused.pack(torch.nn.Linear(8, 8).to(torch.bfloat16))
     assert [r.getMessage() for r in caplog.records].count(
-        "This CPU has no native bf16 matrix multiply: bfloat16 weights are multiplied in float32 (packed float32 "
-        "copies), which is faster than emulated bf16") == 1
+        "This CPU has no native bf16 matrix multiply (ROBERTA_CPU_BF16=0): bfloat16 weights are multiplied in "
+        "float32 (packed float32 copies), which is faster than emulated bf16") == 1
 
 
 def test_native_bf16_can_be_turned_off_by_environment(monkeypatch):
     from roberta.quantization import fastest_cpu_dtype
 
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        monkeypatch.delenv(name, raising=False)
     monkeypatch.setattr(fused, "_NATIVE_BF16", None)
     monkeypatch.setenv("ROBERTA_CPU_BF16", "0")
     assert fused.native_bf16() is False and fastest_cpu_dtype() == torch.float32
     monkeypatch.setattr(fused, "_NATIVE_BF16", None)
     monkeypatch.delenv("ROBERTA_CPU_BF16")
     has = any(getattr(torch.cpu, n, lambda: False)() for n in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"))
+    has = has and torch.backends.cpu.get_cpu_capability().startswith("AVX512")
     assert fused.native_bf16() == has and fastest_cpu_dtype() == (torch.bfloat16 if has else torch.float32)
+
+
+@pytest.mark.parametrize("env, capability, hardware, reason", [
+    ({}, "AVX512", True, None),
+    ({"ONEDNN_MAX_CPU_ISA": "AVX512_CORE_AMX"}, "AVX512", True, None),
+    ({"ONEDNN_MAX_CPU_ISA": "all"}, "AVX512", True, None),
+    ({"ONEDNN_MAX_CPU_ISA": "AVX2"}, "AVX512", True, "ONEDNN_MAX_CPU_ISA=AVX2 (below AVX512_CORE_BF16)"),
+    ({"ONEDNN_MAX_CPU_ISA": "avx512_core"}, "AVX512", True, "ONEDNN_MAX_CPU_ISA=avx512_core (below AVX512_CORE_BF16)"),
+    ({"DNNL_MAX_CPU_ISA": "AVX2"}, "AVX512", True, "DNNL_MAX_CPU_ISA=AVX2 (below AVX512_CORE_BF16)"),
+    ({"ONEDNN_MAX_CPU_ISA": "ALL", "DNNL_MAX_CPU_ISA": "AVX2"}, "AVX512", True, None),  # oneDNN reads ONEDNN_ first
+    ({}, "AVX2", True, "torch's CPU capability is AVX2"),
+    ({}, "AVX512", False, "the CPU has neither AVX512-BF16 nor AMX"),
+    ({"ROBERTA_CPU_BF16": "off"}, "AVX512", True, "ROBERTA_CPU_BF16=off"),
+])
+def test_native_bf16_follows_the_cpu_and_the_onednn_and_aten_limits(monkeypatch, env, capability, hardware, reason):
+    """Native bf16 needs the hardware (torch.cpu's queries), torch's ATen capability at AVX512, and oneDNN not
+    limited below AVX512_CORE_BF16: the limits are how a CPU without native bf16 is emulated on one with it."""
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA", "ROBERTA_CPU_BF16"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(torch.backends.cpu, "get_cpu_capability", lambda: capability)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: hardware, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False, raising=False)
+    monkeypatch.setattr(fused, "_NATIVE_BF16", None)
+    assert fused.no_native_bf16_reason() == reason
+    assert fused.native_bf16() is (reason is None)
 
 
 @pytest.fixture(scope="module")
@@ -210,3 +242,54 @@ def test_bf16_pipeline_and_roberta_run_load_with_float32_ends():
         assert {n for n, d in dtypes.items() if d == torch.float32} == {n for n in dtypes if _kept(n)}
         assert {d for n, d in dtypes.items() if not _kept(n)} == {torch.bfloat16}
         assert pipe("The capital of France is <mask>.")[0]["token_str"]
+
+
+# ---- a CPU without native bf16, emulated by limiting oneDNN and ATen (bench_cpu.py --emulate-cpu avx2) -------
+_EMULATED_CHILD = """
+import logging, sys, torch
+logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s")
+from roberta.modeling import RobertaForMaskedLM, fused
+model = RobertaForMaskedLM.from_pretrained(sys.argv[1], dtype=torch.bfloat16)
+packed = {fused._PACKED[m][0].dtype for m in model.modules() if fused.is_packed(m)}
+ids = torch.load(sys.argv[2])
+with torch.inference_mode():
+    out = model(input_ids=ids, output_hidden_states=True)
+torch.save({"capability": torch.backends.cpu.get_cpu_capability(), "native": fused.native_bf16(),
+            "packed": sorted(map(str, packed)), "hidden": out.hidden_states[-1], "logits": out.logits}, sys.argv[3])
+"""
+
+
+@needs_packing
+@pytest.mark.skipif(platform.machine().lower() not in ("x86_64", "amd64"), reason="AVX2 limits exist on x86 only")
+def test_emulated_cpu_without_native_bf16_takes_the_float32_compute_path(tmp_path, monkeypatch):
+    """Started with ONEDNN_MAX_CPU_ISA=AVX2 ATEN_CPU_CAPABILITY=avx2 (where oneDNN cannot even pack bf16 weights),
+    a bf16 model packs float32 copies, says so once with the reason, and computes what this process computes on
+    the float32-compute path (within bf16 rounding of a matmul summed in another order), and float32 within the
+    hidden-state tolerance above."""
+    import os
+    import subprocess
+    import sys
+
+    fp32, folder = _tiny_saved(tmp_path)
+    ids = torch.randint(3, 90, (3, 12), generator=torch.Generator().manual_seed(2))
+    torch.save(ids, tmp_path / "ids.pt")
+    env = dict(os.environ, ONEDNN_MAX_CPU_ISA="AVX2", ATEN_CPU_CAPABILITY="avx2")
+    env.pop("ROBERTA_CPU_BF16", None)
+    done = subprocess.run([sys.executable, "-c", _EMULATED_CHILD, str(folder), str(tmp_path / "ids.pt"),
+                           str(tmp_path / "out.pt")], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    child = torch.load(tmp_path / "out.pt")
+    assert child["capability"] == "AVX2" and child["native"] is False and child["packed"] == ["torch.float32"]
+    said = [line for line in done.stderr.splitlines() if "no native bf16 matrix multiply" in line]
+    assert len(said) == 1 and ("(torch's CPU capability is AVX2)" in said[0]  # the reason on a CPU with bf16
+                               or "(the CPU has neither AVX512-BF16 nor AMX)" in said[0]), done.stderr[-3000:]
+
+    monkeypatch.setattr(fused, "_NATIVE_BF16", False)
+    here = RobertaForMaskedLM.from_pretrained(folder, dtype=torch.bfloat16)
+    with torch.inference_mode():
+        out = here(input_ids=ids, output_hidden_states=True)
+        want = fp32(input_ids=ids, output_hidden_states=True)
+    torch.testing.assert_close(child["hidden"], out.hidden_states[-1], atol=2e-2, rtol=2 ** -7)
+    torch.testing.assert_close(child["logits"], out.logits, atol=2e-2, rtol=2e-2)
+    got, ref = child["hidden"].float(), want.hidden_states[-1]
+    assert (got - ref).norm() / ref.norm() <= 0.03 and (got - ref).abs().max() <= 0.25

@@ -140,14 +140,42 @@ def packing_available() -> bool:
 _PACKED: "weakref.WeakKeyDictionary[nn.Linear, tuple]" = weakref.WeakKeyDictionary()
 
 
+# oneDNN ISA limits (ONEDNN_MAX_CPU_ISA, oneDNN's names) that still have bf16 dot-product instructions
+_ONEDNN_BF16_ISAS = {"AVX512_CORE_BF16", "AVX512_CORE_FP16", "AVX10_1_512", "AVX512_CORE_AMX", "AVX10_1_512_AMX",
+                     "AVX512_CORE_AMX_FP16", "AVX10_1_512_AMX_FP16", "ALL", "DEFAULT", ""}
+
+
+def no_native_bf16_reason() -> str | None:
+    """Why this process has no native bf16 matrix multiply, or None where it has one. Native needs all of: the
+    CPU has AVX512-BF16 or AMX (torch.cpu's queries), torch's ATen kernels run at AVX512
+    (torch.backends.cpu.get_cpu_capability(); ATEN_CPU_CAPABILITY=avx2 lowers it), oneDNN is not limited below
+    AVX512_CORE_BF16 (ONEDNN_MAX_CPU_ISA, or its old name DNNL_MAX_CPU_ISA: with AVX2 oneDNN cannot even pack bf16
+    weights and torch's bf16 matmul falls back to a scalar loop), and ROBERTA_CPU_BF16 is not 0/false/no/off. The
+    environment limits are how a CPU without native bf16 is emulated on one that has it
+    (bench/bench_cpu.py --emulate-cpu avx2)."""
+    forced = os.environ.get("ROBERTA_CPU_BF16", "").strip().lower()
+    if forced in ("0", "false", "no", "off"):
+        return f"ROBERTA_CPU_BF16={forced}"
+    probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
+    if not any(p is not None and p() for p in probes):
+        return "the CPU has neither AVX512-BF16 nor AMX"
+    capability = torch.backends.cpu.get_cpu_capability()
+    if not capability.startswith("AVX512"):
+        return f"torch's CPU capability is {capability}"
+    for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"):
+        isa = os.environ.get(name)
+        if isa is not None:
+            if isa.strip().upper() not in _ONEDNN_BF16_ISAS:
+                return f"{name}={isa} (below AVX512_CORE_BF16)"
+            break  # oneDNN reads ONEDNN_ first
+    return None
+
+
 def native_bf16() -> bool:
-    """Whether this CPU multiplies bf16 in hardware (AVX512-BF16 or AMX), read once from torch's CPU queries.
-    ROBERTA_CPU_BF16=0 pretends it does not (to run and test the float32-compute path on any CPU)."""
+    """Whether this process multiplies bf16 in hardware (see no_native_bf16_reason), decided once per process."""
     global _NATIVE_BF16
     if _NATIVE_BF16 is None:
-        forced = os.environ.get("ROBERTA_CPU_BF16", "").strip().lower()
-        probes = [getattr(torch.cpu, name, None) for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported")]
-        _NATIVE_BF16 = forced not in ("0", "false", "no", "off") and any(p is not None and p() for p in probes)
+        _NATIVE_BF16 = no_native_bf16_reason() is None
     return _NATIVE_BF16
 
 
@@ -170,8 +198,9 @@ def pack(linear: nn.Module) -> bool:
     global _SAID_BF16_IN_FP32
     if compute != weight.dtype and not _SAID_BF16_IN_FP32:
         _SAID_BF16_IN_FP32 = True  # once per process
-        logger.warning("This CPU has no native bf16 matrix multiply: bfloat16 weights are multiplied in float32 "
-                       "(packed float32 copies), which is faster than emulated bf16")
+        logger.warning("This CPU has no native bf16 matrix multiply (%s): bfloat16 weights are multiplied in "
+                       "float32 (packed float32 copies), which is faster than emulated bf16",
+                       no_native_bf16_reason() or "native bf16 turned off in roberta.modeling.fused")
     with torch.no_grad():
         packed = torch.ops.mkldnn._reorder_linear_weight(weight.detach().to(compute).contiguous(), None)
     _PACKED[linear] = (packed, weakref.ref(weight), weight._version, weight.data_ptr(), weight.dtype)
