@@ -14,6 +14,7 @@ from .base import RobertaPreTrainedModel
 from .cache import KeyValueCache
 from .embeddings import RobertaEmbeddings
 from .encoder import RobertaEncoder, RobertaPooler
+from . import fused
 from .fused import tracing
 from .outputs import BaseModelOutputWithPoolingAndCrossAttentions
 
@@ -124,9 +125,16 @@ class RobertaModel(RobertaPreTrainedModel):
         embedding_output = self.embeddings(input_ids=input_ids, token_type_ids=token_type_ids,
                                            position_ids=position_ids, inputs_embeds=inputs_embeds,
                                            past_key_values_length=past_len)
-        # embeddings kept in float32 under bf16 loading (see _keep_in_fp32_modules_bf16) hand over in bf16
-        embedding_output = embedding_output.to(self.dtype)
-        dtype = embedding_output.dtype
+        # The encoder's activations: in the model's dtype (embeddings kept float32 under bf16 loading hand over in
+        # bf16, see _keep_in_fp32_modules_bf16), or float32 where bf16 weights are packed as float32 copies (no
+        # native bf16: float32 compute from bf16 weights throughout; outputs in the model's dtype all the same).
+        model_dtype = dtype = self.dtype
+        if dtype != torch.float32 and fused.float32_compute(
+                [m for m in self.encoder.modules() if type(m) is nn.Linear], embedding_output):
+            dtype = torch.float32
+            if encoder_hidden_states is not None:
+                encoder_hidden_states = encoder_hidden_states.to(dtype)
+        embedding_output = embedding_output.to(dtype)
 
         impl = getattr(config, "_attn_implementation", None) or "sdpa"
         eager = impl == "eager" or output_attentions or head_mask is not None
@@ -145,6 +153,9 @@ class RobertaModel(RobertaPreTrainedModel):
         sequence_output, all_hidden, all_self, all_cross = self.encoder(
             embedding_output, mask, head_mask, encoder_hidden_states, encoder_mask, cache, eager,
             output_attentions, output_hidden_states, last_layer_rows)
+        if dtype != model_dtype:
+            sequence_output = sequence_output.to(model_dtype)
+            all_hidden = all_hidden and tuple(h.to(model_dtype) for h in all_hidden)
         pooled_output = self.pooler(sequence_output) if self.pooler is not None else None
 
         past_out = (cache.to_legacy_cache() if legacy_cache else cache) if use_cache else None
