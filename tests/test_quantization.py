@@ -104,12 +104,31 @@ def test_quantize_swaps_encoder_linears_only_and_refuses_twice():
     model = _tiny_mlm()
     quantize(model, "int8")
     swapped = [n for n, m in model.named_modules() if isinstance(m, Int8Linear)]
-    assert len(swapped) == 2 * 6 and all(".encoder.layer." in n for n in swapped)
+    # every encoder Linear but the first layer's FFN down-projection (DYNAMIC_MODULES_TO_NOT_CONVERT)
+    assert len(swapped) == 2 * 6 - 1 and all(".encoder.layer." in n for n in swapped)
+    assert type(model.roberta.encoder.layer[0].output.dense) is torch.nn.Linear
+    assert isinstance(model.roberta.encoder.layer[1].output.dense, Int8Linear)
     assert type(model.lm_head.decoder) is Int8VocabProjection and model.lm_head.decoder.weight is \
         model.roberta.embeddings.word_embeddings.weight  # the vocabulary projection keeps its tied float weight
-    assert model.config.quantization_config == {"quant_method": "roberta_int8", "activations": "dynamic"}
+    assert model.config.quantization_config == {"quant_method": "roberta_int8", "activations": "dynamic",
+                                                "modules_to_not_convert": ["encoder.layer.0.output.dense"]}
     with pytest.raises(ValueError, match="already quantized"):
         quantize(model, "int8")
+
+
+def test_modules_to_not_convert_and_configs_saved_before_it():
+    model = quantize(_tiny_mlm(), Int8Config(modules_to_not_convert=[]))
+    assert sum(isinstance(m, Int8Linear) for m in model.modules()) == 2 * 6
+    weight_only = quantize(_tiny_mlm(), "int8_weight_only")
+    assert sum(isinstance(m, Int8Linear) for m in weight_only.modules()) == 2 * 6
+    assert weight_only.config.quantization_config["modules_to_not_convert"] == []
+    kept = quantize(_tiny_mlm(), Int8Config(modules_to_not_convert=["attention.self.query"]))
+    assert all(type(layer.attention.self.query) is torch.nn.Linear for layer in kept.roberta.encoder.layer)
+    assert sum(isinstance(m, Int8Linear) for m in kept.modules()) == 2 * 5
+    # a config.json written before the key existed describes a fully quantized encoder
+    assert Int8Config.from_any({"quant_method": "roberta_int8", "activations": "dynamic"}).modules_to_not_convert == []
+    with pytest.raises(TypeError, match="modules_to_not_convert must be a list"):
+        Int8Config(modules_to_not_convert="encoder.layer.0.output.dense")
 
 
 def test_int8_vocab_projection_multiplies_in_int8_at_inference_only(tmp_path):
@@ -217,8 +236,9 @@ def embedded():
 
 @pytest.mark.parametrize("scheme", ["int8", "int8_weight_only"])
 def test_int8_fill_mask_accuracy_gate(embedded, scheme):
-    """Top-1 agreement >= 95% and mean KL <= 0.05 nats vs float32 on the held-out masked positions (measured:
-    dynamic 99.7% / 1.4e-4 nats, weight-only 100% / 1.3e-6 nats over 1,070 positions)."""
+    """Top-1 agreement >= 95% and mean KL <= 0.05 nats vs float32 on the held-out masked positions (measured on
+    the phase-5 model, 1,087 positions: dynamic 97.0% / 2.4e-3 nats with the first layer's FFN down-projection
+    kept float, 94.7% / 3.9e-3 without; weight-only 99.3% / 7.0e-5)."""
     path, reference, batches = embedded
     quantized = RobertaForMaskedLM.from_pretrained(path, quantization_config=scheme)
     assert is_quantized(quantized)
