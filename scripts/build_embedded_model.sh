@@ -12,7 +12,7 @@
 #        roberta    RoBERTa's: 128-token blocks packed across lines, 80/10/10 replacement of the 15% selected;
 #        sentences  one sentence per example (packing "lines", <= 64 tokens), every selected token made <mask>
 #                   (no random/unchanged replacement), the held-out order probe logged every 200 steps;
-#        grouped    sentences, in batches of sentences of similar length (--group-by-length: ~2.5x the steps);
+#        grouped    sentences, in batches of sentences of similar length (--group-by-length: 2.8x the steps);
 #   5. export (fp16 weights, model_max_length 128) into the package      (scripts/embedded_export.py);
 #   6. evaluate it on the held-out sentences (15% masking, all <mask>, seed 0) with the bidirectional
 #      Kneser-Ney trigram baseline                                      (scripts/embedded_eval.py,
@@ -31,7 +31,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${WORK:-/work/embed-build}"
 PYTHON="${PYTHON:-python}"
-PHASES="${PHASES:-1200:8e-4:150:0.1:0:32:roberta 3300:6e-4:50:0.1:1:32:roberta 6300:5e-4:200:0.1:2:64:sentences 7000:5e-4:200:0.0:3:64:sentences}"
+PHASES="${PHASES:-1200:8e-4:150:0.1:0:32:roberta 3300:6e-4:50:0.1:1:32:roberta 6300:5e-4:200:0.1:2:64:sentences 7000:5e-4:200:0.0:3:64:sentences 6600:5e-4:200:0.0:4:64:grouped}"
 DEVICE="${DEVICE:-cpu}"
 THREADS="${THREADS:-2}"
 EXTRA_PRETRAIN_ARGS="${EXTRA_PRETRAIN_ARGS:---bf16}"

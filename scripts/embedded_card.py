@@ -26,7 +26,8 @@ def _recipe(phase: dict) -> str:
     if phase.get("packing") == "lines":
         masking = ("every selected token `<mask>`" if phase.get("mask_replace_prob") == 1.0 else
                    f"{phase.get('mask_replace_prob')}/{phase.get('random_replace_prob')} mask/random")
-        return f"one sentence per example (<= {block} tokens), {masking}, batch {batch}"
+        grouped = ", batches of sentences of similar length" if phase.get("group_by_length") else ""
+        return f"one sentence per example (<= {block} tokens), {masking}, batch {batch}{grouped}"
     return f"RoBERTa's: {block}-token blocks packed across lines, 80/10/10 masking, batch {batch}"
 
 

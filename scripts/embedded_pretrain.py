@@ -187,7 +187,7 @@ def main(argv=None) -> int:
     phase = {"steps": steps, "train_seconds": round(seconds), "peak_lr": args.lr, "warmup_steps": args.warmup_steps,
              "dropout": args.dropout, "seed": args.seed, "packing": args.packing,
              "mask_replace_prob": args.mask_replace_prob, "random_replace_prob": args.random_replace_prob,
-             "batch_size": args.batch_size, "block_size": args.block_size,
+             "batch_size": args.batch_size, "block_size": args.block_size, "group_by_length": args.group_by_length,
              "note": "weights of the previous phase, fresh AdamW state, new data order and masks"
              if args.init_from else "from scratch"}
     previous = Path(args.init_from or "") / "training_state.json"
