@@ -31,7 +31,7 @@ set -euo pipefail
 REPO="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 WORK="${WORK:-/work/embed-build}"
 PYTHON="${PYTHON:-python}"
-PHASES="${PHASES:-1200:8e-4:150:0.1:0:32:roberta 3300:6e-4:50:0.1:1:32:roberta 6300:5e-4:200:0.1:2:64:sentences 7000:5e-4:200:0.0:3:64:sentences 6600:5e-4:200:0.0:4:64:grouped}"
+PHASES="${PHASES:-1200:8e-4:150:0.1:0:32:roberta 3300:6e-4:50:0.1:1:32:roberta 6300:5e-4:200:0.1:2:64:sentences 7000:5e-4:200:0.0:3:64:sentences 6600:5e-4:200:0.0:4:64:grouped 3200:5e-4:200:0.0:5:64:grouped 6600:5e-4:200:0.0:6:64:grouped}"
 DEVICE="${DEVICE:-cpu}"
 THREADS="${THREADS:-2}"
 EXTRA_PRETRAIN_ARGS="${EXTRA_PRETRAIN_ARGS:---bf16}"

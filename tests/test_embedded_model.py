@@ -22,14 +22,14 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLE = Path(__file__).resolve().parent / "data" / "embedded_heldout_sample.txt"
 README_SENTENCE = "I love using <mask> for NLP tasks!"
 
-# Measured on SAMPLE with the shipped model (phase 5), as it was trained (one sentence per example, 15% of tokens
-# selected, all made <mask>, seed 0): accuracy 36.1%, perplexity 33.5, order gain 4.96 nats, against the unigram
-# baseline's 5.2% and 932 (MODEL_CARD.md has the whole held-out slice). The floors sit below the measured
-# values and far above what an untrained (~0%, perplexity ~8000) or a bag-of-words model gets (the model
-# shipped before phase 3 gained 0.0002 nats from word order).
-ACCURACY_FLOOR = 0.30
-UNIGRAM_MARGIN = 0.25  # the model must beat the optimistic unigram baseline by this much accuracy
-ORDER_GAIN_FLOOR = 3.0  # nats per masked token: shuffling the visible words must cost the model this much
+# Measured on SAMPLE with the shipped model (phase 7), as it was trained (one sentence per example, 15% of tokens
+# selected, all made <mask>, seed 0): accuracy 44.0%, perplexity 21.0, order gain 5.53 nats, against the unigram
+# baseline's 5.2% and 932 (MODEL_CARD.md has the whole held-out slice; phase 5 got 36.1%, 33.5 and 4.96 here).
+# The floors sit below the measured values and far above what an untrained (~0%, perplexity ~8000) or a
+# bag-of-words model gets (the model shipped before phase 3 gained 0.0002 nats from word order).
+ACCURACY_FLOOR = 0.38
+UNIGRAM_MARGIN = 0.30  # the model must beat the optimistic unigram baseline by this much accuracy
+ORDER_GAIN_FLOOR = 4.0  # nats per masked token: shuffling the visible words must cost the model this much
 
 
 @pytest.fixture(autouse=True)
@@ -120,5 +120,5 @@ def test_heldout_masked_accuracy_beats_unigram_and_uses_word_order(model_and_tok
     assert figures["unigram_accuracy"] < 0.15
     assert figures["accuracy"] > figures["unigram_accuracy"] + UNIGRAM_MARGIN, figures
     assert figures["accuracy"] > ACCURACY_FLOOR, figures
-    assert figures["perplexity"] < figures["unigram_perplexity"] / 10, figures
+    assert figures["perplexity"] < figures["unigram_perplexity"] / 20, figures
     assert figures["order_gain"] > ORDER_GAIN_FLOOR, figures
