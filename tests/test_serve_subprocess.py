@@ -72,14 +72,25 @@ def test_sigterm_finishes_requests_in_flight_then_exits_0():
                 assert time.monotonic() < deadline, "requests never queued"
                 time.sleep(0.02)
             process.send_signal(signal.SIGTERM)
-            responses = [f.result() for f in futures]
+            responses, refused = [], []
+            for future in futures:
+                try:
+                    responses.append(future.result())
+                except (httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError) as error:
+                    refused.append(error)
         assert process.wait(120) == 0
         stderr = process.stderr.read()
-    for response in responses:  # every request in flight got its whole answer
+    # The one being run and the one queued behind it were in flight: both, and any other the server had read,
+    # get their whole answer. A request uvicorn had not read yet when it stopped accepting gets its connection
+    # closed before any byte of an answer (it was never in flight): seen once in a full-suite run on a busy host.
+    assert len(responses) >= 2, refused
+    for response in responses:
         assert response.status_code == 200, response.text
         body = response.json()
         assert len(body) == 128
         assert_close(body[:4], expected)
+    for error in refused:
+        assert not isinstance(error, httpx.RemoteProtocolError) or "without sending a response" in str(error), error
     assert "Shutting down" in stderr and "Finished server process" in stderr
     with pytest.raises(OSError), socket.create_connection(("127.0.0.1", port), timeout=5):
         pass  # nobody listens any more
