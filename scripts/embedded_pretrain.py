@@ -133,6 +133,8 @@ def main(argv=None) -> int:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--bf16", action="store_true", help="bf16 autocast")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (its effect on "
+                    "the step rate: scripts/embedded_recipe_check.sh)")
     ap.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N (a GPU trains this model ~100x faster)")
     ap.add_argument("--dropout", type=float, default=0.1,
                     help="hidden and attention dropout (also applied to an --init-from model's config)")
@@ -171,7 +173,7 @@ def main(argv=None) -> int:
         [Path(f) for f in args.train], tokenizer, args.out, config=config, model=init,
         max_seq_len=args.block_size,
         batch_size=args.batch_size, lr=args.lr, warmup_steps=args.warmup_steps, max_steps=10**7,
-        weight_decay=0.01, max_grad_norm=1.0, seed=args.seed, bf16=args.bf16, log_every=25,
+        weight_decay=0.01, max_grad_norm=1.0, seed=args.seed, bf16=args.bf16, compile=args.compile, log_every=25,
         cache_dir=args.cache_dir, device=args.device, show_progress=False,
         mask_replace_prob=args.mask_replace_prob, random_replace_prob=args.random_replace_prob,
         packing=args.packing, group_by_length=args.group_by_length, probe_steps=args.probe_steps,
