@@ -66,7 +66,7 @@ class Int8Config:
             raise ValueError(f"quant_method {self.quant_method!r} is not supported; roberta quantizes with "
                              f"{QUANT_METHOD!r} (Int8Config)")
         if self.modules_to_not_convert is None:
-            self.modules_to_not_convert = list(DYNAMIC_MODULES_TO_NOT_CONVERT if self.activations == "dynamic" else ())
+            self.modules_to_not_convert = DYNAMIC_MODULES_TO_NOT_CONVERT if self.activations == "dynamic" else ()
         if isinstance(self.modules_to_not_convert, str) or not all(
                 isinstance(m, str) for m in self.modules_to_not_convert):
             raise TypeError(f"modules_to_not_convert must be a list of module names, got {self.modules_to_not_convert!r}")
@@ -74,7 +74,7 @@ class Int8Config:
 
     def to_dict(self) -> dict:
         return {"quant_method": self.quant_method, "activations": self.activations,
-                "modules_to_not_convert": list(self.modules_to_not_convert)}
+                "modules_to_not_convert": self.modules_to_not_convert.copy()}
 
     @classmethod
     def from_any(cls, value) -> "Int8Config":
